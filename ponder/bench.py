@@ -1,0 +1,102 @@
+"""Benchmark runs: every problem of a task through a Generator, one JSON line per problem
+written as it finishes (a killed run loses nothing; a rerun resumes), then a summary."""
+from __future__ import annotations
+
+import json
+import math
+import os
+from dataclasses import asdict
+from pathlib import Path
+
+from tqdm import tqdm
+
+from ponder.errors import PonderError
+
+
+def wilson(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
+    """95% Wilson score interval for a proportion."""
+    if n == 0:
+        return (0.0, 0.0)
+    p = successes / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return (max(0.0, centre - half), min(1.0, centre + half))
+
+
+def read_results(path: Path) -> list[dict]:
+    """Finished lines of a results file; a last line cut off by a kill is ignored."""
+    if not path.is_file():
+        return []
+    rows = []
+    for line in path.read_text().splitlines():
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
+    return rows
+
+
+def grade(task, problem, result) -> dict:
+    verdicts = {}  # grade each distinct text once (code runs in the sandbox)
+    for cand in result.candidates:
+        if cand.text not in verdicts:
+            verdicts[cand.text] = task.check(cand.text, problem)
+    correct = verdicts.get(result.text) if result.text in verdicts else (
+        task.check(result.text, problem) if result.text else False)
+    return {"correct": bool(correct), "pass_at_k": any(verdicts.values()) or bool(correct),
+            "n_candidates": len(result.candidates)}
+
+
+def run_benchmark(generator, task, out: str | os.PathLike, progress: bool = True) -> dict:
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    done = {r["id"] for r in read_results(out)}
+    todo = [p for p in task if p.id not in done]
+    with open(out, "a") as f, tqdm(total=len(task), initial=len(task) - len(todo), disable=not progress,
+                                   desc=f"{task.name}", unit="problem", dynamic_ncols=True) as bar:
+        for problem in todo:
+            try:
+                result = generator(problem.question)
+                row = {"id": problem.id, "answer": result.answer, **grade(task, problem, result),
+                       "budget_exhausted": result.budget_exhausted, "usage": asdict(result.usage),
+                       "text": result.text}
+            except PonderError:
+                raise  # a user mistake (budget, config) fails every problem alike: stop and say so
+            except Exception as e:  # one bad problem must not cost the run
+                row = {"id": problem.id, "error": f"{type(e).__name__}: {e}"}
+            if isinstance(problem.reference, str) and len(problem.reference) < 200:
+                row["reference"] = problem.reference
+            f.write(json.dumps(row) + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+            bar.update(1)
+            rows = read_results(out)
+            bar.set_postfix(acc=f"{sum(r.get('correct', False) for r in rows) / len(rows):.3f}")
+    summary = summarize(read_results(out))
+    Path(str(out) + ".summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    return summary
+
+
+def summarize(rows: list[dict]) -> dict:
+    ok = [r for r in rows if "error" not in r]
+    n = len(ok)
+    correct, covered = sum(r["correct"] for r in ok), sum(r["pass_at_k"] for r in ok)
+    mean = lambda key: sum(r["usage"][key] for r in ok) / n if n else 0.0
+    return {
+        "problems": len(rows), "errors": len(rows) - n,
+        "accuracy": correct / n if n else 0.0, "accuracy_ci95": wilson(correct, n),
+        "coverage": covered / n if n else 0.0, "coverage_ci95": wilson(covered, n),
+        "mean_generated_tokens": mean("generated_tokens"), "mean_flops": mean("flops"),
+        "mean_seconds": mean("seconds"),
+        "budget_exhausted": sum(r["budget_exhausted"] for r in ok) / n if n else 0.0,
+    }
+
+
+def format_summary(s: dict) -> str:
+    lo, hi = s["accuracy_ci95"]
+    clo, chi = s["coverage_ci95"]
+    return (f"problems {s['problems']} (errors {s['errors']})\n"
+            f"accuracy {s['accuracy']:.3f}  95% CI [{lo:.3f}, {hi:.3f}]\n"
+            f"coverage (pass@k) {s['coverage']:.3f}  95% CI [{clo:.3f}, {chi:.3f}]\n"
+            f"per problem: {s['mean_generated_tokens']:.1f} generated tokens, {s['mean_flops']:.3g} FLOPs, "
+            f"{s['mean_seconds']:.2f} s; budget ran out on {s['budget_exhausted']:.1%}")

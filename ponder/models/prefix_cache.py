@@ -1,0 +1,55 @@
+"""An LRU cache of prompt KV states, so that extending an earlier prefix (the n-th sample of
+a prompt, a search step after its parent) computes only the new tokens."""
+from __future__ import annotations
+
+import os
+from collections import OrderedDict
+from dataclasses import dataclass
+
+import torch
+
+
+@dataclass
+class CachedPrefix:
+    tokens: tuple[int, ...]
+    kv: list[tuple[torch.Tensor, torch.Tensor]]  # per layer: keys, values [1, kv_heads, len, head_dim]
+    last_logits: torch.Tensor                     # [vocab] float32, the logits after the last token
+
+    def __len__(self) -> int:
+        return len(self.tokens)
+
+
+class PrefixCache:
+    """Keeps whole-prompt KV states, least recently used evicted past `max_tokens` in total."""
+
+    def __init__(self, max_tokens: int = 65536):
+        self.max_tokens = max_tokens
+        self._entries: OrderedDict[tuple[int, ...], CachedPrefix] = OrderedDict()
+        self._size = 0
+
+    def lookup(self, ids: list[int]) -> tuple[CachedPrefix | None, int]:
+        """The entry sharing the longest prefix with `ids`, and the shared length."""
+        if (exact := self._entries.get(tuple(ids))) is not None:
+            self._entries.move_to_end(exact.tokens)
+            return exact, len(ids)
+        best, best_len = None, 0
+        for entry in self._entries.values():
+            n = len(os.path.commonprefix([entry.tokens, ids]))
+            if n > best_len:
+                best, best_len = entry, n
+        if best is not None:
+            self._entries.move_to_end(best.tokens)
+        return best, best_len
+
+    def put(self, entry: CachedPrefix) -> None:
+        if entry.tokens in self._entries or len(entry) > self.max_tokens:
+            return
+        self._entries[entry.tokens] = entry
+        self._size += len(entry)
+        while self._size > self.max_tokens:
+            _, old = self._entries.popitem(last=False)
+            self._size -= len(old)
+
+    def clear(self) -> None:
+        self._entries.clear()
+        self._size = 0
