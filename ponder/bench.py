@@ -47,9 +47,18 @@ def grade(task, problem, result) -> dict:
             "n_candidates": len(result.candidates)}
 
 
+def drop_partial_line(path: Path) -> None:
+    """A run killed mid-write leaves a last line without its newline: cut it off."""
+    if path.is_file() and (data := path.read_bytes()) and not data.endswith(b"\n"):
+        with open(path, "r+b") as f:
+            f.truncate(data.rfind(b"\n") + 1)
+
+
 def run_benchmark(generator, task, out: str | os.PathLike, progress: bool = True) -> dict:
+    """Run every problem not yet in `out`; return the summary of all of `out`."""
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
+    drop_partial_line(out)
     done = {r["id"] for r in read_results(out)}
     todo = [p for p in task if p.id not in done]
     with open(out, "a") as f, tqdm(total=len(task), initial=len(task) - len(todo), disable=not progress,

@@ -29,7 +29,8 @@ class PrefixCache:
 
     def lookup(self, ids: list[int]) -> tuple[CachedPrefix | None, int]:
         """The entry sharing the longest prefix with `ids`, and the shared length."""
-        if (exact := self._entries.get(tuple(ids))) is not None:
+        ids = tuple(ids)
+        if (exact := self._entries.get(ids)) is not None:
             self._entries.move_to_end(exact.tokens)
             return exact, len(ids)
         best, best_len = None, 0
