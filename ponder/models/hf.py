@@ -15,6 +15,7 @@ from ponder.budget import Budget, ModelShape
 from ponder.decoding.plain import DecodeBatch, PlainDecoder
 from ponder.decoding.sampling import make_generator
 from ponder.decoding.stops import StopRule
+from ponder.models.kv_cache import preallocated_cache
 from ponder.models.prefix_cache import CachedPrefix, PrefixCache
 from ponder.types import Completion, SamplingParams
 
@@ -93,10 +94,10 @@ class HFModel:
         self.prefix_cache.put(entry)
         return entry
 
-    def _batch(self, rows: list[tuple[CachedPrefix, float]]) -> DecodeBatch:
-        """Left-pad the prefixes of `rows` into one cache; rows of one prompt share its tensors."""
+    def _batch(self, rows: list[tuple[CachedPrefix, float]], room: int) -> DecodeBatch:
+        """Left-pad the prefixes of `rows` into one cache with `room` free slots per row."""
         width = max(len(p) for p, _ in rows)
-        cache = DynamicCache(config=self.network.config)
+        cache = preallocated_cache(self.network.config, room)
         for layer in range(len(rows[0][0].kv)):
             ks, vs = [], []
             for prefix, _ in rows:
@@ -124,7 +125,7 @@ class HFModel:
         generator = make_generator(params.seed, self.device)
         for start in range(0, len(jobs), self.max_batch_rows):
             chunk = jobs[start:start + self.max_batch_rows]
-            batch = self._batch([(prefixes[i], temps[s]) for i, s in chunk])
+            batch = self._batch([(prefixes[i], temps[s]) for i, s in chunk], params.max_new_tokens)
             outs = self.decoder.decode(self.network, batch, stop, self.shape, budget, params.top_p,
                                        params.top_k, generator)
             for (i, s), out in zip(chunk, outs):

@@ -1,0 +1,29 @@
+"""Shared by the benchmark scripts: the 8-shot GSM8K prompt, and writing results."""
+from __future__ import annotations
+
+import json
+import os
+import platform
+from pathlib import Path
+
+import torch
+
+DATA = Path(os.environ.get("PONDER_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def gsm8k_8shot(question_index: int = 0) -> str:
+    """The standard 8-shot chain-of-thought prompt built from the first 8 train problems."""
+    rows = [json.loads(l) for l in open(DATA / "gsm8k" / "train.jsonl")][:8]
+    test = json.loads(open(DATA / "gsm8k" / "test.jsonl").readlines()[question_index])
+    shots = "".join(f"Question: {r['question']}\nAnswer: {r['answer'].replace('####', 'The answer is')}\n\n" for r in rows)
+    return shots + f"Question: {test['question']}\nAnswer:"
+
+
+def save(name: str, payload: dict) -> Path:
+    RESULTS.mkdir(exist_ok=True)
+    payload = {"machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+                          f"torch {torch.__version__}, {torch.get_num_threads()} threads", **payload}
+    path = RESULTS / f"{name}.json"
+    path.write_text(json.dumps(payload, indent=2) + "\n")
+    return path

@@ -1,0 +1,44 @@
+"""Which dtype is faster on this CPU: prefill of the 8-shot GSM8K prompt, and decode steps at
+batch 1, 8 and 16 with that prompt as context, bf16 against fp32, in one process.
+
+    python benchmarks/dtype.py --model smollm2-135m
+"""
+from __future__ import annotations
+
+import argparse
+import time
+
+from common import gsm8k_8shot, save
+from ponder import Budget, SamplingParams, load_model
+
+
+def measure(model, prompt, n, steps=16, repeats=2):
+    best_prefill, best_step = float("inf"), float("inf")
+    for _ in range(repeats):
+        model.prefix_cache.clear()
+        t = time.perf_counter()
+        model.prefill(model.encode(prompt), Budget())
+        prefill = time.perf_counter() - t
+        t = time.perf_counter()  # the prefix is cached now: this is decode only
+        model.generate([prompt], SamplingParams(n=n, max_new_tokens=steps + 1, seed=0), Budget())
+        best_prefill, best_step = min(best_prefill, prefill), min(best_step, (time.perf_counter() - t) / steps)
+    return best_prefill, best_step
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", default="smollm2-135m")
+    args = ap.parse_args()
+    prompt, rows = gsm8k_8shot(), []
+    for dtype in ("bf16", "fp32"):
+        model = load_model(args.model, dtype=dtype)
+        model.eos_ids = set()
+        for n in (1, 8, 16):
+            prefill, step = measure(model, prompt, n)
+            rows.append({"dtype": dtype, "n": n, "prefill_s": prefill, "decode_tok_s": n / step})
+            print(f"{dtype}  n={n:2d}  prefill {prefill:6.2f} s   decode {n / step:6.1f} tok/s", flush=True)
+    save(f"dtype-{args.model}", {"model": args.model, "prompt_tokens": len(model.encode(prompt)), "rows": rows})
+
+
+if __name__ == "__main__":
+    main()
