@@ -1,6 +1,7 @@
 """Accuracy and compute of strategies on the first --limit GSM8K test problems, one model load
 for all strategies. Each strategy's per-problem results go to benchmarks/results/quality/
-(resumable: rerun to continue); the summary to quality-<model>.json and a plot of accuracy
+(resumable: rerun to continue). Strategies advance together in chunks of --step problems,
+so a run stopped early still compares them on the same problems; the summary to quality-<model>.json and a plot of accuracy
 against generated tokens per problem (95% Wilson intervals) to quality-<model>.png.
 
     python benchmarks/quality_gsm8k.py --model qwen2.5-coder-0.5b --limit 100
@@ -51,19 +52,23 @@ def main():
     ap.add_argument("--model", default="qwen2.5-coder-0.5b")
     ap.add_argument("--limit", type=int, default=100)
     ap.add_argument("--max-new-tokens", type=int, default=320)
+    ap.add_argument("--step", type=int, default=10)
     ap.add_argument("--only", nargs="*", help="strategy names to run (default: all)")
     args = ap.parse_args()
-    model, task = load_model(args.model), GSM8K(limit=args.limit)
-    summaries = {}
-    for name, strategy in strategies(args.max_new_tokens).items():
-        if args.only and name not in args.only:
-            continue
-        out = RESULTS / "quality" / f"{args.model}-{name}-first{args.limit}.jsonl"
-        summaries[name] = run_benchmark(Generator(model, strategy), task, out)
-        print(f"== {name}\n{format_summary(summaries[name])}", flush=True)
-    path = save(f"quality-{args.model}", {"model": args.model, "task": f"gsm8k test[:{args.limit}]",
-                                          "max_new_tokens": args.max_new_tokens, "strategies": summaries})
-    plot(summaries, path.with_suffix(".png"))
+    model = load_model(args.model)
+    chosen = {k: v for k, v in strategies(args.max_new_tokens).items() if not args.only or k in args.only}
+    for end in range(min(args.step, args.limit), args.limit + args.step, args.step):
+        end = min(end, args.limit)
+        task, summaries = GSM8K(limit=end), {}
+        for name, strategy in chosen.items():
+            out = RESULTS / "quality" / f"{args.model}-{name}-t{args.max_new_tokens}.jsonl"
+            summaries[name] = run_benchmark(Generator(model, strategy), task, out)
+            print(f"== {name}, first {end}\n{format_summary(summaries[name])}", flush=True)
+        path = save(f"quality-{args.model}", {"model": args.model, "task": f"gsm8k test[:{end}]",
+                                              "max_new_tokens": args.max_new_tokens, "strategies": summaries})
+        plot(summaries, path.with_suffix(".png"))
+        if end == args.limit:
+            break
     print(json.dumps({k: round(v["accuracy"], 3) for k, v in summaries.items()}))
 
 

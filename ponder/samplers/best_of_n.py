@@ -18,6 +18,8 @@ class BestOfN:
         cands = self.sampling.draw(model, prompt, verifier, budget, self.n)
         if not cands:
             return result(None, "", [], budget)
-        cands = scored(verifier, prompt, cands, budget)
+        return self.choose(scored(verifier, prompt, cands, budget), verifier, budget)
+
+    def choose(self, cands, verifier, budget: Budget):
         best = max(cands, key=lambda c: c.scores[verifier.name])
         return result(best.answer, best.text, cands, budget)
