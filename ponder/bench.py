@@ -59,8 +59,10 @@ def run_benchmark(generator, task, out: str | os.PathLike, progress: bool = True
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     drop_partial_line(out)
-    done = {r["id"] for r in read_results(out)}
+    earlier = read_results(out)
+    done = {r["id"] for r in earlier}
     todo = [p for p in task if p.id not in done]
+    graded, correct = len(earlier), sum(r.get("correct", False) for r in earlier)
     with open(out, "a") as f, tqdm(total=len(task), initial=len(task) - len(todo), disable=not progress,
                                    desc=f"{task.name}", unit="problem", dynamic_ncols=True) as bar:
         for problem in todo:
@@ -78,9 +80,9 @@ def run_benchmark(generator, task, out: str | os.PathLike, progress: bool = True
             f.write(json.dumps(row) + "\n")
             f.flush()
             os.fsync(f.fileno())
+            graded, correct = graded + 1, correct + row.get("correct", False)
             bar.update(1)
-            rows = read_results(out)
-            bar.set_postfix(acc=f"{sum(r.get('correct', False) for r in rows) / len(rows):.3f}")
+            bar.set_postfix(acc=f"{correct / graded:.3f}")
     summary = summarize(read_results(out))
     Path(str(out) + ".summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     return summary

@@ -38,7 +38,6 @@ class PlainDecoder:
         active = list(range(rows))  # batch position -> row
         lengths, mask, logits, cache = list(batch.lengths), batch.attention_mask, batch.last_logits, batch.cache
         temps = batch.temperatures
-        padded = not bool(mask.all())  # without padding, attention needs no mask (a faster kernel path)
         # the first token comes from the prefill's logits: it costs tokens, not a forward pass
         allowed = budget.affordable_rows(rows, 0.0, forward=False)
         while active:
@@ -72,8 +71,7 @@ class PlainDecoder:
             mask = torch.cat([mask, mask.new_ones(len(active), 1)], dim=1)
             positions = torch.tensor(lengths, device=mask.device)[:, None] - 1
             with torch.inference_mode():
-                out = network(input_ids=tokens[:, None], attention_mask=mask if padded else None,
-                              position_ids=positions,
+                out = network(input_ids=tokens[:, None], attention_mask=mask, position_ids=positions,
                               past_key_values=cache, use_cache=True)
             logits = out.logits[:, -1].float()
             budget.charge(forward_passes=1, flops=shape.decode_flops(lengths))

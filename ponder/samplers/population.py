@@ -23,18 +23,17 @@ class Sampling:
     seed: int | None = 0
 
     def __post_init__(self):
-        temps = [self.temperature] if isinstance(self.temperature, (int, float)) else list(self.temperature)
-        for t in temps:
+        self.schedule = [self.temperature] if isinstance(self.temperature, (int, float)) else list(self.temperature)
+        for t in self.schedule:
             check_number("strategy.temperature", t, minimum=0)
         check_number("strategy.top_p", self.top_p, minimum=1e-6, maximum=1)
         check_number("strategy.max_new_tokens", self.max_new_tokens, minimum=1, integer=True)
-        self.temperature = temps[0] if len(temps) == 1 else temps
 
     def draw(self, model, prompt: str, verifier, budget: Budget, n: int, round_: int = 0) -> list[Candidate]:
         """n solutions of `prompt`; samples the budget cut off before their first token are dropped."""
-        temps = [self.temperature] if isinstance(self.temperature, (int, float)) else list(self.temperature)
         offset = round_ * n  # later rounds continue the temperature schedule
-        params = SamplingParams(n=n, temperature=[temps[(offset + i) % len(temps)] for i in range(n)],
+        temps = [self.schedule[(offset + i) % len(self.schedule)] for i in range(n)]
+        params = SamplingParams(n=n, temperature=temps,
                                 top_p=self.top_p, max_new_tokens=self.max_new_tokens, stop=self.stop,
                                 seed=None if self.seed is None else self.seed + round_)
         completions = model.generate([model.chat(prompt)], params, budget)[0]
