@@ -1,31 +1,82 @@
-"""Accuracy and compute of strategies on the first --limit GSM8K test problems, one model load
-for all strategies. Each strategy's per-problem results go to benchmarks/results/quality/
-(resumable: rerun to continue). Strategies advance together in chunks of --step problems,
-so a run stopped early still compares them on the same problems; the summary to quality-<model>.json and a plot of accuracy
-against generated tokens per problem (95% Wilson intervals) to quality-<model>.png.
+"""Accuracy and compute of greedy, self-consistency (n=8) and adaptive consistency on the first
+--limit GSM8K test problems (zero-shot, the `gsm8k` task's prompt), one model load for all.
 
-    python benchmarks/quality_gsm8k.py --model qwen2.5-coder-0.5b --limit 100
+On a 2-core CPU one problem at a time is too slow for 100 problems (self-consistency took about
+two minutes a problem), so this script batches *across problems*: one backend call decodes
+--greedy-batch problems greedily, or 8 samples each of --sample-batch problems. The answers are
+then chosen by the strategies' own code: `vote_result` over `group_by_answer` for
+self-consistency, and for adaptive consistency `AdaptiveConsistency.decided` replayed on the
+same i.i.d. samples in rounds of 4 (it uses the first 4, or all 8 when 4 do not decide), so
+the two are compared on identical samples. Generated tokens, prompt tokens and FLOPs per
+problem are exact (the budget module's FLOP model); seconds are the batch's wall time shared
+out by generated tokens.
+
+Per-problem lines go to benchmarks/results/quality/ (resumable: rerun to continue); the
+summary to quality-<model>.json and a plot to quality-<model>.png.
+
+    PONDER_DATA=../shared/data python benchmarks/quality_gsm8k.py --model qwen2.5-coder-0.5b
 """
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import time
+from pathlib import Path
 
 from common import RESULTS, save
-from ponder.bench import format_summary, run_benchmark
-from ponder.generator import Generator
+from ponder.bench import drop_partial_line, format_summary, grade, read_results, summarize
+from ponder.budget import Budget
 from ponder.models import load_model
-from ponder.samplers import AdaptiveConsistency, Greedy, SelfConsistency
+from ponder.samplers import AdaptiveConsistency
+from ponder.samplers.population import group_by_answer
+from ponder.samplers.self_consistency import vote_result
 from ponder.tasks import GSM8K
+from ponder.types import Candidate, SamplingParams
+from ponder.verifiers import MathVerifier
+
+VERIFIER = MathVerifier()
+ADAPTIVE = AdaptiveConsistency(n=8, batch=4, min_samples=4, threshold=0.75)
 
 
-def strategies(max_new_tokens: int):
-    return {
-        "greedy": Greedy(max_new_tokens=max_new_tokens),
-        "self_consistency_n8": SelfConsistency(n=8, temperature=0.7, max_new_tokens=max_new_tokens),
-        "adaptive_consistency_n8": AdaptiveConsistency(n=8, batch=4, min_samples=4, threshold=0.75,
-                                                       temperature=0.7, max_new_tokens=max_new_tokens),
-    }
+def sample_flops(shape, prompt_len: int, tokens: int) -> float:
+    """Decode FLOPs of one sample: the first token comes from the prefill, each later one
+    costs a forward pass at a context one longer."""
+    return sum(shape.decode_flops([prompt_len + j]) for j in range(1, tokens))
+
+
+def row(task, problem, res, cands, prompt_len, shape, seconds):
+    tokens = sum(len(c.completion.token_ids) for c in cands)
+    flops = shape.forward_flops(prompt_len, 0) + sum(
+        sample_flops(shape, prompt_len, len(c.completion.token_ids)) for c in cands)
+    usage = {"generated_tokens": tokens, "prompt_tokens": prompt_len, "cached_prompt_tokens": 0,
+             "forward_passes": 1 + max(len(c.completion.token_ids) - 1 for c in cands), "flops": flops,
+             "verifier_calls": 0, "seconds": seconds}
+    return {"id": problem.id, "answer": res.answer, **grade(task, problem, res), "budget_exhausted": False,
+            "usage": usage, "text": res.text, "reference": problem.reference,
+            "candidate_answers": [c.answer for c in cands]}
+
+
+def candidates(completions):
+    return [Candidate(c.text, VERIFIER.extract_answer(c.text), c) for c in completions if c.token_ids]
+
+
+def decide(strategy: str, cands):
+    """(result, candidates it used) by the strategy's own selection code."""
+    if strategy == "adaptive_consistency_n8":
+        first = cands[:ADAPTIVE.batch]
+        if ADAPTIVE.decided(group_by_answer(first, VERIFIER), len(first)):
+            cands = first
+    groups = group_by_answer(cands, VERIFIER)
+    return vote_result(cands, groups, VERIFIER, Budget(), []), cands
+
+
+def append(path: Path, rows: list[dict]) -> None:
+    with open(path, "a") as f:
+        for r in rows:
+            f.write(json.dumps(r) + "\n")
+        f.flush()
+        os.fsync(f.fileno())
 
 
 def plot(summaries: dict, path):
@@ -41,7 +92,7 @@ def plot(summaries: dict, path):
     ax.set_xscale("log")
     ax.set_xlabel("generated tokens per problem (log)")
     ax.set_ylabel("accuracy (95% CI)")
-    ax.set_title(f"GSM8K, first {next(iter(summaries.values()))['problems']} test problems")
+    ax.set_title(f"GSM8K, first {min(s['problems'] for s in summaries.values())} test problems")
     ax.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=120)
@@ -51,24 +102,50 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default="qwen2.5-coder-0.5b")
     ap.add_argument("--limit", type=int, default=100)
-    ap.add_argument("--max-new-tokens", type=int, default=320)
-    ap.add_argument("--step", type=int, default=10)
-    ap.add_argument("--only", nargs="*", help="strategy names to run (default: all)")
+    ap.add_argument("--max-new-tokens", type=int, default=512)
+    ap.add_argument("--greedy-batch", type=int, default=32, help="problems per greedy backend call")
+    ap.add_argument("--sample-batch", type=int, default=8, help="problems per sampling call (8 rows each)")
     args = ap.parse_args()
-    model = load_model(args.model)
-    chosen = {k: v for k, v in strategies(args.max_new_tokens).items() if not args.only or k in args.only}
-    for end in range(min(args.step, args.limit), args.limit + args.step, args.step):
-        end = min(end, args.limit)
-        task, summaries = GSM8K(limit=end), {}
-        for name, strategy in chosen.items():
-            out = RESULTS / "quality" / f"{args.model}-{name}-t{args.max_new_tokens}.jsonl"
-            summaries[name] = run_benchmark(Generator(model, strategy), task, out)
-            print(f"== {name}, first {end}\n{format_summary(summaries[name])}", flush=True)
-        path = save(f"quality-{args.model}", {"model": args.model, "task": f"gsm8k test[:{end}]",
-                                              "max_new_tokens": args.max_new_tokens, "strategies": summaries})
-        plot(summaries, path.with_suffix(".png"))
-        if end == args.limit:
-            break
+    model = load_model(args.model, max_batch_rows=max(args.greedy_batch, 8 * args.sample_batch))
+    task = GSM8K(limit=args.limit)
+    problems = list(task)
+    files = {name: RESULTS / "quality" / f"{args.model}-{name}-t{args.max_new_tokens}.jsonl"
+             for name in ("greedy", "self_consistency_n8", "adaptive_consistency_n8")}
+    for path in files.values():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        drop_partial_line(path)
+    done = {name: {r["id"] for r in read_results(p)} for name, p in files.items()}
+
+    def run(names, n, temperature, size):
+        todo = [p for p in problems if any(p.id not in done[name] for name in names)]
+        for start in range(0, len(todo), size):
+            chunk = todo[start:start + size]
+            prompts = [model.chat(p.question) for p in chunk]
+            t0 = time.perf_counter()
+            outs = model.generate(prompts, SamplingParams(n=n, temperature=temperature, seed=start,
+                                                          max_new_tokens=args.max_new_tokens), Budget())
+            wall = time.perf_counter() - t0
+            all_tokens = sum(len(c.token_ids) for comps in outs for c in comps)
+            for name in names:
+                rows = []
+                for problem, prompt, comps in zip(chunk, prompts, outs):
+                    if problem.id in done[name]:
+                        continue
+                    res, used = decide(name, candidates(comps))
+                    share = sum(len(c.completion.token_ids) for c in used) / max(all_tokens, 1)
+                    rows.append(row(task, problem, res, used, len(model.encode(prompt)), model.shape, wall * share))
+                append(files[name], rows)
+            print(f"{'/'.join(names)}: {start + len(chunk)}/{len(todo)} problems, {all_tokens} tokens "
+                  f"in {wall:.0f} s ({all_tokens / wall:.1f} tok/s)", flush=True)
+
+    run(["greedy"], 1, 0.0, args.greedy_batch)
+    run(["self_consistency_n8", "adaptive_consistency_n8"], 8, 0.7, args.sample_batch)
+    summaries = {name: summarize(read_results(p)) for name, p in files.items()}
+    for name, s in summaries.items():
+        print(f"== {name}\n{format_summary(s)}")
+    path = save(f"quality-{args.model}", {"model": args.model, "task": f"gsm8k test[:{args.limit}]",
+                                          "max_new_tokens": args.max_new_tokens, "strategies": summaries})
+    plot(summaries, path.with_suffix(".png"))
     print(json.dumps({k: round(v["accuracy"], 3) for k, v in summaries.items()}))
 
 

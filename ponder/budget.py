@@ -36,6 +36,9 @@ class Usage:
     flops: float = 0.0
     verifier_calls: int = 0
     seconds: float = 0.0
+    draft_tokens: int = 0            # tokens a speculative proposer offered, rejected ones included
+    draft_forward_passes: int = 0    # forward passes of a draft model or early-exit draft
+    draft_flops: float = 0.0         # the part of `flops` spent drafting
 
 
 @dataclass(frozen=True)
@@ -145,5 +148,31 @@ class Budget:
                     f"budget.{arg}={limit} cannot pay for a single step of {what}, which needs "
                     f"{f.name}={need:.4g}; raise budget.{arg} to at least {need:.4g} or set it to null")
 
+    def draft_meter(self) -> "DraftMeter":
+        return DraftMeter(self)
+
     def __repr__(self) -> str:
         return f"Budget({', '.join(f'max_{k}={v}' for k, v in self.limits.items())})"
+
+
+class DraftMeter:
+    """The budget as a speculative drafter sees it: its forward passes and tokens are counted
+    apart from the target's (draft_*), its FLOPs count in both `draft_flops` and `flops`. Only
+    the FLOP and time limits stop drafting, and a draft the budget cannot pay for is simply
+    not made (the target decodes on), so this never marks the budget exhausted."""
+
+    def __init__(self, budget: Budget):
+        self.budget = budget
+
+    def affordable_rows(self, rows: int, flops_per_row: float, forward: bool = True) -> int:
+        if self.budget.remaining("seconds") <= 0:
+            return 0
+        return int(min(rows, self.budget.remaining("flops") // flops_per_row)) if flops_per_row > 0 else rows
+
+    def can_prefill(self, tokens: int, flops: float) -> bool:
+        return self.budget.remaining("seconds") > 0 and flops <= self.budget.remaining("flops")
+
+    def charge(self, generated_tokens: int = 0, prompt_tokens: int = 0, cached_prompt_tokens: int = 0,
+               forward_passes: int = 0, flops: float = 0.0) -> None:
+        self.budget.charge(draft_tokens=generated_tokens, draft_forward_passes=forward_passes,
+                           draft_flops=flops, flops=flops)

@@ -19,6 +19,7 @@ class DecodeBatch:
     lengths: list[int]             # real context length of each row
     last_logits: torch.Tensor      # [rows, vocab] float32: logits for each row's first new token
     temperatures: torch.Tensor     # [rows]
+    token_ids: list[tuple[int, ...]] | None = None  # each row's prompt tokens (speculative proposers read them)
 
 
 @dataclass

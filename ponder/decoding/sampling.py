@@ -4,15 +4,10 @@ from __future__ import annotations
 import torch
 
 
-def sample_tokens(logits: torch.Tensor, temperatures: torch.Tensor, top_p: float = 1.0, top_k: int = 0,
-                  generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """Sample one token per row; rows with temperature 0 take the argmax.
-
-    logits: [rows, vocab] float32; temperatures: [rows]. Returns tokens [rows] and their
-    log-probabilities under the unmodified distribution [rows]. Sampling is
-    `argmax(probs / Exp(1))` (the exponential race), which equals a categorical draw.
-    """
-    logprobs = torch.log_softmax(logits, dim=-1)
+def processed_probs(logits: torch.Tensor, temperatures: torch.Tensor, top_p: float = 1.0,
+                    top_k: int = 0) -> torch.Tensor:
+    """The distribution tokens are drawn from: logits [rows, vocab] float32 after temperature
+    [rows], top-k and top-p. Rows with temperature 0 get all mass on the argmax."""
     scaled = logits / temperatures.clamp_min(1e-6)[:, None]
     if top_k > 0:
         kth = torch.topk(scaled, min(top_k, scaled.shape[-1]), dim=-1).values[:, -1:]
@@ -23,8 +18,29 @@ def sample_tokens(logits: torch.Tensor, temperatures: torch.Tensor, top_p: float
         drop = sorted_probs.cumsum(-1) - sorted_probs > top_p  # keep the smallest set reaching top_p
         scaled = scaled.scatter(-1, order, sorted_logits.masked_fill(drop, float("-inf")))
     probs = torch.softmax(scaled, dim=-1)
+    greedy = temperatures == 0
+    if greedy.any():
+        probs[greedy] = torch.nn.functional.one_hot(logits[greedy].argmax(-1), logits.shape[-1]).to(probs.dtype)
+    return probs
+
+
+def draw(probs: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    """One token per row of probs [rows, vocab] by the exponential race, `argmax(probs / Exp(1))`,
+    which equals a categorical draw."""
     race = torch.empty_like(probs).exponential_(1.0, generator=generator)
-    tokens = torch.where(temperatures == 0, logits.argmax(-1), (probs / race).argmax(-1))
+    return (probs / race).argmax(-1)
+
+
+def sample_tokens(logits: torch.Tensor, temperatures: torch.Tensor, top_p: float = 1.0, top_k: int = 0,
+                  generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Sample one token per row; rows with temperature 0 take the argmax.
+
+    logits: [rows, vocab] float32; temperatures: [rows]. Returns tokens [rows] and their
+    log-probabilities under the unmodified distribution [rows].
+    """
+    logprobs = torch.log_softmax(logits, dim=-1)
+    probs = processed_probs(logits, temperatures, top_p, top_k)
+    tokens = torch.where(temperatures == 0, logits.argmax(-1), draw(probs, generator))
     return tokens, logprobs.gather(-1, tokens[:, None])[:, 0]
 
 

@@ -38,6 +38,8 @@ class HFModel:
                  prefix_cache_tokens: int = 65536, system_prompt: str | None = None):
         self.network, self.tokenizer, self.name = network, tokenizer, name
         self.decoder = decoder or PlainDecoder()
+        if hasattr(self.decoder, "bind"):
+            self.decoder.bind(self)  # a speculative decoder checks the model and takes what it needs
         self.max_batch_rows = max_batch_rows
         self.prefix_cache = PrefixCache(prefix_cache_tokens)
         self.system_prompt = system_prompt
@@ -111,7 +113,8 @@ class HFModel:
             mask[r, width - len(prefix):] = 1
         return DecodeBatch(cache=cache, attention_mask=mask, lengths=[len(p) for p, _ in rows],
                            last_logits=torch.stack([p.last_logits for p, _ in rows]),
-                           temperatures=torch.tensor([t for _, t in rows], device=self.device))
+                           temperatures=torch.tensor([t for _, t in rows], device=self.device),
+                           token_ids=[p.tokens for p, _ in rows])
 
     # -- the LanguageModel contract -----------------------------------------------------
     def generate(self, prompts: Sequence[str], params: SamplingParams, budget: Budget) -> list[list[Completion]]:

@@ -36,9 +36,22 @@ class PreallocatedLayer(DynamicLayer):
     def get_seq_length(self) -> int:
         return self.length
 
-    def crop(self, tokens_to_remove: int) -> None:
-        if tokens_to_remove < 0 and self.length:
-            self.length = max(0, self.length + tokens_to_remove)
+    def crop(self, max_length: int) -> None:
+        """Keep the first `max_length` positions (negative: drop that many from the end)."""
+        keep = max_length if max_length >= 0 else self.length + max_length
+        if self.length and 0 <= keep < self.length:
+            self.length = keep
+            self._expose()
+
+    def keep_tail(self, start: int, index: torch.Tensor) -> None:
+        """Of the positions from `start` on, keep those in index [rows, m] (per row, in order)
+        at start..start+m and drop the rest: the accepted path of a verified token tree."""
+        if self.length:
+            src = (start + index)[:, None, :, None].expand(-1, self._k.shape[1], -1, self._k.shape[-1])
+            m = index.shape[1]
+            self._k[:, :, start:start + m] = self._k.gather(2, src)
+            self._v[:, :, start:start + m] = self._v.gather(2, src)
+            self.length = start + m
             self._expose()
 
     def batch_select_indices(self, indices: torch.Tensor) -> None:

@@ -1,0 +1,200 @@
+"""Speculative decoding inside the backend's token loop: a proposer drafts a token tree per
+row, the target verifies every row's tree in one forward pass, `verify.accept` keeps what the
+target's own distribution would have produced, and only the accepted path's KV entries stay.
+
+Rows accept different numbers of tokens; their KV caches stay in one tensor with explicit
+positions, and the slots a row does not use are masked out (as left padding already is).
+"""
+from __future__ import annotations
+
+from contextlib import contextmanager
+
+import torch
+
+from ponder.budget import Budget, ModelShape
+from ponder.decoding.plain import DecodeBatch, RowOutput
+from ponder.decoding.sampling import processed_probs, sample_tokens
+from ponder.decoding.stops import StopRule
+from ponder.speculative.tree import Draft, ancestors
+from ponder.speculative.verify import accept
+
+
+@contextmanager
+def first_layers(network, n: int | None):
+    """Run only the first n decoder layers (then the final norm and lm_head): early exit."""
+    cfg = network.config.get_text_config()
+    full = cfg.num_hidden_layers
+    if n is not None:
+        cfg.num_hidden_layers = n
+    try:
+        yield
+    finally:
+        cfg.num_hidden_layers = full
+
+
+class KVRows:
+    """Rows of one KV cache: `mask` [rows, slots] marks real entries (left padding and the
+    slots of rejected drafts are 0); `lengths` counts each row's real tokens. With `layers`,
+    only the first that many layers run and are kept (early-exit drafting on a shared cache)."""
+
+    def __init__(self, network, cache, mask: torch.Tensor, lengths: list[int], layers: int | None = None):
+        self.network, self.cache, self.mask, self.lengths, self.layers = network, cache, mask, list(lengths), layers
+
+    def forward(self, blocks: list[list[int]], parents: list[list[int]]) -> torch.Tensor:
+        """Append each row's block (a token tree whose node 0 follows the row's context) and
+        return the logits after every node [rows, width, vocab] (float32)."""
+        rows, width, slots = len(blocks), max(len(b) for b in blocks), self.mask.shape[1]
+        dev = self.mask.device
+        ids = torch.zeros(rows, width, dtype=torch.long, device=dev)
+        pos = torch.zeros(rows, width, dtype=torch.long, device=dev)
+        tree = torch.zeros(rows, width, width, dtype=torch.bool, device=dev)
+        for r, (block, par) in enumerate(zip(blocks, parents)):
+            ids[r, :len(block)] = torch.tensor(block)
+            pos[r, :len(block)] = self.lengths[r] + torch.tensor(Draft(block[1:], par).depths())
+            tree[r] = ancestors(par, width)
+        seen = torch.cat([self.mask.bool()[:, None, :].expand(rows, width, slots), tree], dim=-1)
+        dtype = self.network.dtype
+        bias = torch.zeros(seen.shape, dtype=dtype, device=dev).masked_fill(~seen, torch.finfo(dtype).min)
+        with torch.inference_mode(), first_layers(self.network, self.layers):
+            out = self.network(input_ids=ids, position_ids=pos, attention_mask=bias[:, None],
+                               past_key_values=self.cache, use_cache=True)
+        self._slots = slots
+        return out.logits.float()
+
+    def commit(self, keep: list[list[int]]) -> None:
+        """After `forward`: keep, per row, these block nodes (in order) and drop the rest."""
+        width = max(len(k) for k in keep)
+        index = torch.zeros(len(keep), width, dtype=torch.long, device=self.mask.device)
+        new = torch.zeros(len(keep), width, dtype=self.mask.dtype, device=self.mask.device)
+        for r, k in enumerate(keep):
+            index[r, :len(k)] = torch.tensor(k)
+            new[r, :len(k)] = 1
+            self.lengths[r] += len(k)
+        for layer in self.cache.layers[:self.layers]:
+            layer.keep_tail(self._slots, index)
+        self.mask = torch.cat([self.mask, new], dim=1)
+
+    def crop(self, slots: int) -> None:
+        """Forget every slot from `slots` on (with the lengths they added)."""
+        for layer in self.cache.layers[:self.layers]:
+            layer.crop(slots)
+        self.lengths = [n - int(self.mask[r, slots:].sum()) for r, n in enumerate(self.lengths)]
+        self.mask = self.mask[:, :slots]
+
+    def forget(self, counts: list[int]) -> None:
+        """Per row, drop its last counts[r] real entries; slots no row uses any more are freed."""
+        for r, n in enumerate(counts):
+            if n:
+                real = self.mask[r].nonzero()[:, 0]
+                self.mask[r, real[-n:]] = 0
+                self.lengths[r] -= n
+        used = self.mask.any(0).nonzero()
+        self.crop(int(used[-1]) + 1 if len(used) else 0)
+
+    def select(self, index: torch.Tensor) -> None:
+        self.cache.batch_select_indices(index)
+        self.mask = self.mask[index]
+        self.lengths = [self.lengths[i] for i in index.tolist()]
+
+
+class SpeculativeDecoder:
+    """Decodes with a proposer's drafts, lossless: greedy output equals plain greedy output
+    token for token, and sampled output has the target's distribution (`verify.accept`).
+
+    A proposer has `propose(rows, contexts, temperatures, top_p, top_k, generator, budget) ->
+    list[Draft]` and may have `bind(model)`, `start(rows, prompts, budget)`, `commit(paths,
+    drafts)` and `select(index)`. `stats` sums, over every call, the target's row-steps and
+    the tokens they emitted (accepted drafts plus one), for the mean accepted per step.
+    """
+
+    def __init__(self, proposer):
+        self.proposer = proposer
+        self.stats = {"row_steps": 0, "emitted": 0, "drafted": 0}
+
+    def bind(self, model) -> None:
+        if hasattr(self.proposer, "bind"):
+            self.proposer.bind(model)
+
+    def _call(self, name: str, *args):
+        if hasattr(self.proposer, name):
+            getattr(self.proposer, name)(*args)
+
+    @torch.inference_mode()
+    def decode(self, network, batch: DecodeBatch, stop: StopRule, shape: ModelShape, budget: Budget,
+               top_p: float, top_k: int, generator: torch.Generator) -> list[RowOutput]:
+        rows = len(batch.lengths)
+        outs = [RowOutput([], []) for _ in range(rows)]
+        # the first token comes from the prefill's logits, as in plain decoding
+        allowed = budget.affordable_rows(rows, 0.0, forward=False)
+        first, lps = sample_tokens(batch.last_logits[:allowed], batch.temperatures[:allowed], top_p, top_k, generator)
+        budget.charge(generated_tokens=allowed)
+        active = []
+        for r in range(rows):
+            if r >= allowed:
+                outs[r].finish_reason = "budget"
+                continue
+            outs[r].token_ids.append(int(first[r]))
+            outs[r].logprobs.append(float(lps[r]))
+            outs[r].finish_reason = stop.check(outs[r].token_ids)
+            if outs[r].finish_reason is None:
+                active.append(r)
+        kv = KVRows(network, batch.cache, batch.attention_mask, batch.lengths)
+        temps = batch.temperatures
+        if len(active) < rows:
+            if not active:
+                return outs
+            index = torch.tensor(active, device=temps.device)
+            kv.select(index)
+            temps = temps[index]
+        self._call("start", kv, [batch.token_ids[r] for r in active], budget)
+        while active:
+            contexts = [list(batch.token_ids[r]) + outs[r].token_ids for r in active]
+            drafts = self.proposer.propose(kv, contexts, temps, top_p, top_k, generator, budget)
+            blocks = [[c[-1]] + d.tokens for c, d in zip(contexts, drafts)]
+            flops = [shape.forward_flops(len(b), n) for b, n in zip(blocks, kv.lengths)]
+            allowed = budget.affordable_rows(len(active), max(flops))
+            if allowed < len(active):
+                for r in active[allowed:]:
+                    outs[r].finish_reason = "budget"
+                if not allowed:
+                    break
+                index = torch.arange(allowed, device=temps.device)
+                kv.select(index)
+                self._call("select", index)
+                active, drafts, blocks, temps = active[:allowed], drafts[:allowed], blocks[:allowed], temps[:allowed]
+            logits = kv.forward(blocks, [d.parents for d in drafts])
+            budget.charge(forward_passes=1, flops=sum(flops[:len(active)]))
+            width, vocab = logits.shape[1:]
+            probs = processed_probs(logits.reshape(-1, vocab), temps.repeat_interleave(width), top_p, top_k)
+            probs, logp = probs.view(-1, width, vocab), torch.log_softmax(logits, -1)
+            paths, going = [], []
+            for j, r in enumerate(active):
+                path, nxt = accept(probs[j], drafts[j], bool(temps[j] == 0), generator)
+                paths.append(path)
+                out = outs[r]
+                for node, tok in zip([0] + path, [drafts[j].tokens[c - 1] for c in path] + [nxt]):
+                    if budget.affordable_rows(1, 0.0, forward=False) < 1:
+                        out.finish_reason = "budget"
+                        break
+                    out.token_ids.append(tok)
+                    out.logprobs.append(float(logp[j, node, tok]))
+                    budget.charge(generated_tokens=1)
+                    self.stats["emitted"] += 1
+                    if (reason := stop.check(out.token_ids)) is not None:
+                        out.finish_reason = reason
+                        break
+                if out.finish_reason is None:
+                    going.append(j)
+            self.stats["row_steps"] += len(active)
+            self.stats["drafted"] += sum(len(d) for d in drafts)
+            kv.commit([[0] + p for p in paths])
+            self._call("commit", paths, drafts)
+            if len(going) < len(active):
+                if not going:
+                    break
+                index = torch.tensor(going, device=temps.device)
+                kv.select(index)
+                self._call("select", index)
+                temps = temps[index]
+                active = [active[j] for j in going]
+        return outs

@@ -1,0 +1,112 @@
+"""Draft-model proposer: a small model sharing the target's tokenizer drafts `num_tokens`
+tokens per row (Leviathan et al. 2023), as a chain carrying its probabilities, or with
+`tree_width` > 1 as a top-k tree around its greedy chain (verified as deterministic proposals).
+Its KV cache lives across steps; after verification only the entries of accepted tokens stay."""
+from __future__ import annotations
+
+import torch
+
+from ponder.decoding.sampling import draw, processed_probs
+from ponder.errors import ConfigError, check_number
+from ponder.speculative.decoder import KVRows
+from ponder.speculative.tree import Draft, TokenTree
+
+
+def draft_steps(kv: KVRows, blocks: list[list[int]], vocab: int, k: int, width: int, temps, top_p, top_k,
+                generator) -> tuple[list[Draft], list[list[int]]]:
+    """Run a drafter on kv: feed each row's block (a chain ending in its pending token), then
+    draft k tokens per row with k forward passes in all. Returns the drafts and the chain
+    tokens fed back to the drafter (x_1..x_{k-1}). With width > 1 the drafts are the
+    top-`width` tree around the greedy chain; otherwise chains sampled at the rows'
+    temperatures, carrying their probabilities."""
+    logits = kv.forward(blocks, [list(range(len(b) - 1)) for b in blocks])
+    kv.commit([list(range(len(b))) for b in blocks])
+    last = logits[torch.arange(len(blocks)), torch.tensor([len(b) - 1 for b in blocks])]
+    chosen, qs, ranked = [], [], []
+    for step in range(k):
+        last = last[:, :vocab]
+        if last.shape[-1] < vocab:  # a draft vocabulary smaller than the target's
+            last = torch.nn.functional.pad(last, (0, vocab - last.shape[-1]), value=float("-inf"))
+        if width > 1:
+            ranked.append(last.topk(width, -1).indices)
+            x = ranked[-1][:, 0]
+        else:
+            q = processed_probs(last, temps, top_p, top_k)
+            x = torch.where(temps == 0, last.argmax(-1), draw(q, generator))
+            qs.append(q)
+        chosen.append(x)
+        if step < k - 1:
+            last = kv.forward([[t] for t in x.tolist()], [[] for _ in blocks])[:, 0]
+            kv.commit([[0]] * len(blocks))
+    tokens = torch.stack(chosen, 1).tolist()
+    fed = [t[:-1] for t in tokens]
+    if width > 1:
+        tree, cands = TokenTree.top_k(width, k), torch.stack(ranked, 1)  # [rows, k, width]
+        return [tree.draft(c) for c in cands], fed
+    q = torch.stack(qs, 1)  # [rows, k, vocab]
+    return [Draft.chain(t, None if temps[r] == 0 else q[r]) for r, t in enumerate(tokens)], fed
+
+
+class DraftModelProposer:
+    """`draft`: a preset, hub id or path (loaded on the target's device and dtype), or a
+    loaded HFModel. Its tokenizer must be the target's."""
+
+    def __init__(self, draft, num_tokens: int = 4, tree_width: int = 1):
+        self.spec = draft
+        self.k = check_number("decoder.num_tokens", num_tokens, minimum=1, integer=True)
+        self.width = check_number("decoder.tree_width", tree_width, minimum=1, integer=True)
+        self.kv = None
+
+    def bind(self, model) -> None:
+        from ponder.models import load_model
+
+        draft = self.spec
+        if isinstance(draft, str):
+            draft = load_model(draft, device=str(model.device), dtype=str(model.network.dtype).split(".")[-1])
+        if draft.tokenizer.get_vocab() != model.tokenizer.get_vocab():
+            raise ConfigError(f"decoder.draft {draft.name!r} does not share the tokenizer of the target model "
+                              f"{model.name!r}; a draft model must use the same vocabulary (for example "
+                              f"qwen2.5-coder-0.5b drafting for qwen2.5-coder-1.5b), or use decoder=ngram / early_exit")
+        self.draft, self.vocab = draft, model.network.get_output_embeddings().weight.shape[0]
+
+    def start(self, rows: KVRows, prompts, budget) -> None:
+        meter = budget.draft_meter()
+        prefixes = [self.draft.prefill(list(p), meter) for p in prompts]
+        if any(p is None for p in prefixes):  # the budget cannot pay for the draft's prefill
+            self.kv = None
+            return
+        batch = self.draft._batch([(p, 0.0) for p in prefixes], room=64)
+        self.kv = KVRows(self.draft.network, batch.cache, batch.attention_mask, batch.lengths)
+
+    def propose(self, rows, contexts, temperatures, top_p, top_k, generator, budget) -> list[Draft]:
+        meter, shape = budget.draft_meter(), self.draft.shape
+        blocks = [c[n:] for c, n in zip(contexts, self.kv.lengths)] if self.kv is not None else []
+        flops = sum(shape.forward_flops(len(b), n) + sum(shape.decode_flops([n + len(b) + i]) for i in range(self.k - 1))
+                    for b, n in zip(blocks, self.kv.lengths)) if blocks else 0.0
+        if self.kv is None or meter.affordable_rows(1, flops) < 1:
+            self.fed = [[] for _ in contexts]
+            return [Draft() for _ in contexts]
+        drafts, self.fed = draft_steps(self.kv, blocks, self.vocab, self.k, self.width, temperatures, top_p, top_k,
+                                       generator)
+        meter.charge(generated_tokens=sum(len(d) for d in drafts), forward_passes=self.k, flops=flops)
+        return drafts
+
+    def commit(self, paths, drafts) -> None:
+        """Forget the fed chain tokens the target did not accept; the accepted tokens after
+        them are fed at the next proposal (the context beyond the drafter's length)."""
+        if self.kv is None:
+            return
+        forget = []
+        for fed, path, d in zip(self.fed, paths, drafts):
+            accepted = [d.tokens[c - 1] for c in path]
+            j = 0
+            while j < min(len(fed), len(accepted)) and fed[j] == accepted[j]:
+                j += 1
+            forget.append(len(fed) - j)
+        self.kv.forget(forget)
+
+    def select(self, index) -> None:
+        if self.kv is not None:
+            self.kv.select(index)
+
+
