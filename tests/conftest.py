@@ -6,6 +6,8 @@ import torch
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 os.environ.setdefault("PONDER_DATA", str(SHARED / "data"))
+if not torch.cuda.is_available():
+    os.environ.setdefault("TRITON_INTERPRET", "1")  # Triton kernels run on CPU in the interpreter
 
 
 def pytest_collection_modifyitems(config, items):

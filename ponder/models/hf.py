@@ -38,8 +38,6 @@ class HFModel:
                  prefix_cache_tokens: int = 65536, system_prompt: str | None = None):
         self.network, self.tokenizer, self.name = network, tokenizer, name
         self.decoder = decoder or PlainDecoder()
-        if hasattr(self.decoder, "bind"):
-            self.decoder.bind(self)  # a speculative decoder checks the model and takes what it needs
         self.max_batch_rows = max_batch_rows
         self.prefix_cache = PrefixCache(prefix_cache_tokens)
         self.system_prompt = system_prompt
@@ -48,6 +46,8 @@ class HFModel:
         eos = network.generation_config.eos_token_id
         eos = [eos] if isinstance(eos, int) else list(eos or [])
         self.eos_ids = set(eos) | ({tokenizer.eos_token_id} if tokenizer.eos_token_id is not None else set())
+        if hasattr(self.decoder, "bind"):
+            self.decoder.bind(self)  # a speculative decoder checks the model and takes what it needs
 
     # -- text <-> tokens ----------------------------------------------------------------
     def chat(self, user: str) -> str:

@@ -11,16 +11,18 @@ from ponder.speculative.ngram import NGramProposer
 from ponder.speculative.tree import Draft, TokenTree
 
 
-def draft_model(draft: str = "qwen2.5-coder-0.5b", num_tokens: int = 4, tree_width: int = 1) -> SpeculativeDecoder:
-    return SpeculativeDecoder(DraftModelProposer(draft, num_tokens, tree_width))
+def draft_model(draft: str = "qwen2.5-coder-0.5b", num_tokens: int = 4, tree_width: int = 1,
+                attention: str = "auto") -> SpeculativeDecoder:
+    return SpeculativeDecoder(DraftModelProposer(draft, num_tokens, tree_width), attention)
 
 
-def ngram(num_tokens: int = 8, max_ngram: int = 3, min_ngram: int = 1) -> SpeculativeDecoder:
-    return SpeculativeDecoder(NGramProposer(num_tokens, max_ngram, min_ngram))
+def ngram(num_tokens: int = 8, max_ngram: int = 3, min_ngram: int = 1, attention: str = "auto") -> SpeculativeDecoder:
+    return SpeculativeDecoder(NGramProposer(num_tokens, max_ngram, min_ngram), attention)
 
 
-def early_exit(exit_layer: int = 8, num_tokens: int = 4, tree_width: int = 1) -> SpeculativeDecoder:
-    return SpeculativeDecoder(EarlyExitProposer(exit_layer, num_tokens, tree_width))
+def early_exit(exit_layer: int = 8, num_tokens: int = 4, tree_width: int = 1, attention: str = "auto"
+               ) -> SpeculativeDecoder:
+    return SpeculativeDecoder(EarlyExitProposer(exit_layer, num_tokens, tree_width), attention)
 
 
 __all__ = ["SpeculativeDecoder", "DraftModelProposer", "EarlyExitProposer", "NGramProposer", "Draft", "TokenTree",

@@ -20,25 +20,48 @@ from ponder.speculative.verify import accept
 
 
 @contextmanager
-def first_layers(network, n: int | None):
-    """Run only the first n decoder layers (then the final norm and lm_head): early exit."""
+def configured(network, layers: int | None, attention: str | None):
+    """Run only the first `layers` decoder layers (then the final norm and lm_head: early
+    exit), with the given transformers attention implementation."""
     cfg = network.config.get_text_config()
-    full = cfg.num_hidden_layers
-    if n is not None:
-        cfg.num_hidden_layers = n
+    full, impl = cfg.num_hidden_layers, network.config._attn_implementation
+    if layers is not None:
+        cfg.num_hidden_layers = layers
+    if attention is not None:
+        network.config._attn_implementation = attention
     try:
         yield
     finally:
         cfg.num_hidden_layers = full
+        network.config._attn_implementation = impl
+
+
+def pick_attention(attention: str, device) -> str | None:
+    """"auto": ponder's Triton tree kernel on CUDA when triton is installed, else the model's own."""
+    from ponder.errors import ConfigError
+    from ponder.speculative.kernels import register, triton_available
+
+    if attention == "auto":
+        attention = "triton" if torch.device(device).type == "cuda" and triton_available() else "model"
+    names = {"model": None, "triton": "ponder_tree", "reference": "ponder_tree_reference"}
+    if attention not in names:
+        raise ConfigError(f"decoder.attention must be one of auto, {', '.join(names)}; got {attention!r}")
+    if attention == "triton" and not triton_available():
+        raise ConfigError("decoder.attention=triton needs triton: pip install 'ponder[triton]'")
+    register()
+    return names[attention]
 
 
 class KVRows:
     """Rows of one KV cache: `mask` [rows, slots] marks real entries (left padding and the
     slots of rejected drafts are 0); `lengths` counts each row's real tokens. With `layers`,
-    only the first that many layers run and are kept (early-exit drafting on a shared cache)."""
+    only the first that many layers run and are kept (early-exit drafting on a shared cache);
+    `attention` names the transformers attention implementation its forward passes use."""
 
-    def __init__(self, network, cache, mask: torch.Tensor, lengths: list[int], layers: int | None = None):
-        self.network, self.cache, self.mask, self.lengths, self.layers = network, cache, mask, list(lengths), layers
+    def __init__(self, network, cache, mask: torch.Tensor, lengths: list[int], layers: int | None = None,
+                 attention: str | None = None):
+        self.network, self.cache, self.mask, self.lengths = network, cache, mask, list(lengths)
+        self.layers, self.attention = layers, attention
 
     def forward(self, blocks: list[list[int]], parents: list[list[int]]) -> torch.Tensor:
         """Append each row's block (a token tree whose node 0 follows the row's context) and
@@ -55,7 +78,7 @@ class KVRows:
         seen = torch.cat([self.mask.bool()[:, None, :].expand(rows, width, slots), tree], dim=-1)
         dtype = self.network.dtype
         bias = torch.zeros(seen.shape, dtype=dtype, device=dev).masked_fill(~seen, torch.finfo(dtype).min)
-        with torch.inference_mode(), first_layers(self.network, self.layers):
+        with torch.inference_mode(), configured(self.network, self.layers, self.attention):
             out = self.network(input_ids=ids, position_ids=pos, attention_mask=bias[:, None],
                                past_key_values=self.cache, use_cache=True)
         self._slots = slots
@@ -105,13 +128,18 @@ class SpeculativeDecoder:
     list[Draft]` and may have `bind(model)`, `start(rows, prompts, budget)`, `commit(paths,
     drafts)` and `select(index)`. `stats` sums, over every call, the target's row-steps and
     the tokens they emitted (accepted drafts plus one), for the mean accepted per step.
+
+    `attention`: "auto" (ponder's Triton tree-attention kernel on CUDA, else the model's own
+    attention with the same float mask), "triton", "reference" (the PyTorch reference kernel)
+    or "model".
     """
 
-    def __init__(self, proposer):
-        self.proposer = proposer
+    def __init__(self, proposer, attention: str = "auto"):
+        self.proposer, self.attention_choice = proposer, attention
         self.stats = {"row_steps": 0, "emitted": 0, "drafted": 0}
 
     def bind(self, model) -> None:
+        self.attention = pick_attention(self.attention_choice, model.device)
         if hasattr(self.proposer, "bind"):
             self.proposer.bind(model)
 
@@ -138,7 +166,7 @@ class SpeculativeDecoder:
             outs[r].finish_reason = stop.check(outs[r].token_ids)
             if outs[r].finish_reason is None:
                 active.append(r)
-        kv = KVRows(network, batch.cache, batch.attention_mask, batch.lengths)
+        kv = KVRows(network, batch.cache, batch.attention_mask, batch.lengths, attention=self.attention)
         temps = batch.temperatures
         if len(active) < rows:
             if not active:

@@ -76,7 +76,7 @@ class DraftModelProposer:
             self.kv = None
             return
         batch = self.draft._batch([(p, 0.0) for p in prefixes], room=64)
-        self.kv = KVRows(self.draft.network, batch.cache, batch.attention_mask, batch.lengths)
+        self.kv = KVRows(self.draft.network, batch.cache, batch.attention_mask, batch.lengths, attention=rows.attention)
 
     def propose(self, rows, contexts, temperatures, top_p, top_k, generator, budget) -> list[Draft]:
         meter, shape = budget.draft_meter(), self.draft.shape

@@ -41,7 +41,7 @@ class EarlyExitProposer:
         if meter.affordable_rows(1, flops) < 1:
             return [Draft() for _ in contexts]
         slots = rows.mask.shape[1]
-        shallow = KVRows(rows.network, rows.cache, rows.mask, rows.lengths, layers=self.exit_layer)
+        shallow = KVRows(rows.network, rows.cache, rows.mask, rows.lengths, self.exit_layer, rows.attention)
         drafts, _ = draft_steps(shallow, [[c[-1]] for c in contexts], self.vocab, self.k, self.width,
                                 temperatures, top_p, top_k, generator)
         shallow.crop(slots)  # the full model recomputes these positions in every layer when it verifies

@@ -1,0 +1,69 @@
+"""The Triton tree-attention kernel against the PyTorch reference (in the interpreter on CPU),
+and both inside a transformers model during tree verification."""
+import pytest
+import torch
+
+from fakes import tiny_network, tiny_tokenizer
+from ponder.budget import Budget
+from ponder.models.hf import HFModel
+from ponder.speculative import early_exit
+from ponder.speculative.kernels import register, split_mask
+from ponder.speculative.kernels.reference import reference_tree_attention
+from ponder.speculative.kernels.triton_tree import triton_tree_attention
+from ponder.speculative.tree import ancestors
+from ponder.types import SamplingParams
+from test_tree import prefix_rows
+
+
+def random_tree(size, g):
+    return [int(torch.randint(0, i + 1, (), generator=g)) for i in range(size - 1)]
+
+
+def inputs(B, H, KVH, S, T, D, dtype, seed):
+    g = torch.Generator().manual_seed(seed)
+    q = torch.randn(B, H, T, D, generator=g).to(dtype)
+    k, v = (torch.randn(B, KVH, S + T, D, generator=g).to(dtype) for _ in range(2))
+    prefix_valid = torch.rand(B, S, generator=g) > 0.25
+    if S:
+        prefix_valid[:, -1] = True
+    tree = torch.stack([ancestors(random_tree(T, g), T) for _ in range(B)])
+    return q, k, v, prefix_valid, tree
+
+
+@pytest.mark.parametrize("dtype,tol", [(torch.float32, 1e-5), (torch.float16, 2e-3)])
+@pytest.mark.parametrize("S,T,D", [(37, 13, 16), (100, 29, 24), (0, 5, 16), (129, 65, 64)])
+def test_kernel_matches_reference(dtype, tol, S, T, D):
+    args = inputs(2, 4, 2, S, T, D, dtype, seed=S + T)
+    got = triton_tree_attention(*args)
+    want = reference_tree_attention(*args)
+    torch.testing.assert_close(got.float(), want.float(), atol=tol, rtol=tol)
+
+
+def test_split_mask_reads_the_decoders_additive_mask():
+    _, _, _, pv, tree = inputs(2, 1, 1, 7, 5, 16, torch.float32, 0)
+    allowed = torch.cat([pv[:, None].expand(2, 5, 7), tree], -1)
+    bias = torch.zeros(2, 1, 5, 12).masked_fill(~allowed[:, None], torch.finfo(torch.float32).min)
+    got_pv, got_tree = split_mask(bias, 2, 5, 12, "cpu")
+    assert torch.equal(got_pv, pv) and torch.equal(got_tree, tree)
+
+
+@torch.inference_mode()
+@pytest.mark.parametrize("attention", ["ponder_tree", "ponder_tree_reference"])
+def test_registered_attention_verifies_trees_inside_the_model(attention):
+    register()
+    net = tiny_network(0)
+    prompts = [[5, 9, 14, 20, 7], [3, 8]]
+    blocks, parents = [[1, 11, 12, 13, 14], [1, 40, 41]], [[0, 0, 1, 3], [0, 1]]
+    want = prefix_rows(net, prompts).forward(blocks, parents)
+    rows = prefix_rows(net, prompts)
+    rows.attention = attention
+    torch.testing.assert_close(rows.forward(blocks, parents), want, atol=1e-4, rtol=1e-4)
+    assert net.config._attn_implementation != attention  # switched back after the pass
+
+
+def test_decoding_with_the_triton_kernel_is_plain_greedy():
+    params = SamplingParams(n=1, temperature=0.0, max_new_tokens=12)
+    plain = HFModel(tiny_network(0), tiny_tokenizer()).generate(["Tom has 3 apples"], params, Budget())
+    dec = early_exit(exit_layer=1, num_tokens=2, tree_width=2, attention="triton")
+    fast = HFModel(tiny_network(0), tiny_tokenizer(), decoder=dec).generate(["Tom has 3 apples"], params, Budget())
+    assert fast[0][0].token_ids == plain[0][0].token_ids
