@@ -4,17 +4,19 @@ from __future__ import annotations
 import hashlib
 import json
 import sys
+from pathlib import Path
 
-USAGE = """usage: ponder {run,bench} [key=value ...] [-m]
+USAGE = """usage: ponder {run,bench,train-medusa} [key=value ...] [-m]
 
   ponder run prompt="Tom has 3 apples..." strategy=self_consistency strategy.n=8 output=json
   ponder bench task=gsm8k task.limit=100 strategy=self_consistency strategy.n=8
   ponder -m bench strategy=greedy,self_consistency      (Hydra multirun sweep)
   ponder run --cfg job                                  (print the composed config)
+  ponder train-medusa model=qwen2.5-coder-0.5b out=runs/medusa/qwen0.5b problems=200
 
 Config groups: model, decoder, strategy, verifier, budget, task. Run `ponder run --help` for the options."""
 
-COMMANDS = ("run", "bench")
+COMMANDS = ("run", "bench", "train-medusa")
 _command = "run"
 
 
@@ -68,11 +70,25 @@ def bench(cfg) -> None:
     print(format_summary(summary))
 
 
+def train_medusa(cfg) -> None:
+    from ponder.config import instantiate
+    from ponder.speculative.medusa_train import train_medusa as train
+    from ponder.tasks import GSM8K
+
+    questions = [p.question for p in GSM8K(path=cfg.data, split="train", limit=cfg.problems, template="{question}")]
+    model = instantiate(cfg.model, "model")
+    out = cfg.out or f"runs/medusa/{Path(str(cfg.model.path)).name}"
+    metrics = train(model, out, questions, cfg.num_heads, cfg.num_layers, cfg.share_lm_head, cfg.max_new_tokens,
+                    cfg.epochs, cfg.lr, cfg.batch_positions, cfg.heldout, cfg.seed)
+    print(json.dumps(metrics, indent=2))
+    print(f"heads saved to {out}; use them with decoder=medusa decoder.heads={out}")
+
+
 def job(cfg) -> None:
     from ponder.errors import PonderError
 
     try:
-        {"run": run, "bench": bench}[_command](cfg)
+        {"run": run, "bench": bench, "train-medusa": train_medusa}[_command](cfg)
     except PonderError as e:
         print(f"ponder: error: {e}", file=sys.stderr)
         sys.exit(2)
@@ -90,7 +106,8 @@ def main(argv: list[str] | None = None) -> None:
     import hydra
 
     sys.argv = [f"ponder {command}"] + [quote_prompt(a) for a in argv]
-    hydra.main(config_path="configs", config_name="config", version_base=None)(job)()
+    name = "train_medusa" if command == "train-medusa" else "config"
+    hydra.main(config_path="configs", config_name=name, version_base=None)(job)()
 
 
 if __name__ == "__main__":

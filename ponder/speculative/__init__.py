@@ -7,6 +7,7 @@ from __future__ import annotations
 from ponder.speculative.decoder import SpeculativeDecoder
 from ponder.speculative.draft_model import DraftModelProposer
 from ponder.speculative.early_exit import EarlyExitProposer
+from ponder.speculative.medusa import MedusaHeads, MedusaProposer
 from ponder.speculative.ngram import NGramProposer
 from ponder.speculative.tree import Draft, TokenTree
 
@@ -25,5 +26,11 @@ def early_exit(exit_layer: int = 8, num_tokens: int = 4, tree_width: int = 1, at
     return SpeculativeDecoder(EarlyExitProposer(exit_layer, num_tokens, tree_width), attention)
 
 
-__all__ = ["SpeculativeDecoder", "DraftModelProposer", "EarlyExitProposer", "NGramProposer", "Draft", "TokenTree",
+def medusa(heads: str, tree_width: int = 2, choices=None, acceptance: str = "exact", typical_threshold: float = 0.09,
+           typical_alpha: float = 0.3, attention: str = "auto") -> SpeculativeDecoder:
+    return SpeculativeDecoder(MedusaProposer(heads, tree_width, choices), attention, acceptance, typical_threshold,
+                              typical_alpha)
+
+
+__all__ = ["MedusaHeads", "MedusaProposer", "medusa", "SpeculativeDecoder", "DraftModelProposer", "EarlyExitProposer", "NGramProposer", "Draft", "TokenTree",
            "draft_model", "ngram", "early_exit"]

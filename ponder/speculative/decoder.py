@@ -62,6 +62,7 @@ class KVRows:
                  attention: str | None = None):
         self.network, self.cache, self.mask, self.lengths = network, cache, mask, list(lengths)
         self.layers, self.attention = layers, attention
+        self.want_hidden, self.hidden = False, None  # Medusa reads the last hidden states of a pass
 
     def forward(self, blocks: list[list[int]], parents: list[list[int]]) -> torch.Tensor:
         """Append each row's block (a token tree whose node 0 follows the row's context) and
@@ -79,10 +80,16 @@ class KVRows:
         dtype = self.network.dtype
         bias = torch.zeros(seen.shape, dtype=dtype, device=dev).masked_fill(~seen, torch.finfo(dtype).min)
         with torch.inference_mode(), configured(self.network, self.layers, self.attention):
-            out = self.network(input_ids=ids, position_ids=pos, attention_mask=bias[:, None],
-                               past_key_values=self.cache, use_cache=True)
+            if self.want_hidden:
+                out = self.network.base_model(input_ids=ids, position_ids=pos, attention_mask=bias[:, None],
+                                              past_key_values=self.cache, use_cache=True)
+                self.hidden = out.last_hidden_state
+                logits = self.network.get_output_embeddings()(self.hidden)
+            else:
+                logits = self.network(input_ids=ids, position_ids=pos, attention_mask=bias[:, None],
+                                      past_key_values=self.cache, use_cache=True).logits
         self._slots = slots
-        return out.logits.float()
+        return logits.float()
 
     def commit(self, keep: list[list[int]]) -> None:
         """After `forward`: keep, per row, these block nodes (in order) and drop the rest."""
@@ -115,6 +122,8 @@ class KVRows:
         self.crop(int(used[-1]) + 1 if len(used) else 0)
 
     def select(self, index: torch.Tensor) -> None:
+        if self.hidden is not None:
+            self.hidden = self.hidden[index]
         self.cache.batch_select_indices(index)
         self.mask = self.mask[index]
         self.lengths = [self.lengths[i] for i in index.tolist()]
@@ -125,16 +134,26 @@ class SpeculativeDecoder:
     token for token, and sampled output has the target's distribution (`verify.accept`).
 
     A proposer has `propose(rows, contexts, temperatures, top_p, top_k, generator, budget) ->
-    list[Draft]` and may have `bind(model)`, `start(rows, prompts, budget)`, `commit(paths,
-    drafts)` and `select(index)`. `stats` sums, over every call, the target's row-steps and
+    list[Draft]` and may have `bind(model)`, `start(rows, prompts, budget)`, `commit(rows,
+    paths, drafts)`, `select(index)` and `wants_hidden` (verification then keeps the last
+    hidden states in `rows.hidden`). `stats` sums, over every call, the target's row-steps and
     the tokens they emitted (accepted drafts plus one), for the mean accepted per step.
 
     `attention`: "auto" (ponder's Triton tree-attention kernel on CUDA, else the model's own
     attention with the same float mask), "triton", "reference" (the PyTorch reference kernel)
     or "model".
+
+    `acceptance`: "exact" (lossless, the default) or "typical" (Medusa's typical acceptance
+    with `typical_threshold` and `typical_alpha`: lossy for sampled rows, still exact greedy).
     """
 
-    def __init__(self, proposer, attention: str = "auto"):
+    def __init__(self, proposer, attention: str = "auto", acceptance: str = "exact", typical_threshold: float = 0.09,
+                 typical_alpha: float = 0.3):
+        from ponder.errors import ConfigError
+
+        if acceptance not in ("exact", "typical"):
+            raise ConfigError(f"decoder.acceptance must be 'exact' or 'typical'; got {acceptance!r}")
+        self.typical = (typical_threshold, typical_alpha) if acceptance == "typical" else None
         self.proposer, self.attention_choice = proposer, attention
         self.stats = {"row_steps": 0, "emitted": 0, "drafted": 0}
 
@@ -167,6 +186,7 @@ class SpeculativeDecoder:
             if outs[r].finish_reason is None:
                 active.append(r)
         kv = KVRows(network, batch.cache, batch.attention_mask, batch.lengths, attention=self.attention)
+        kv.want_hidden = getattr(self.proposer, "wants_hidden", False)
         temps = batch.temperatures
         if len(active) < rows:
             if not active:
@@ -197,7 +217,7 @@ class SpeculativeDecoder:
             probs, logp = probs.view(-1, width, vocab), torch.log_softmax(logits, -1)
             paths, going = [], []
             for j, r in enumerate(active):
-                path, nxt = accept(probs[j], drafts[j], bool(temps[j] == 0), generator)
+                path, nxt = accept(probs[j], drafts[j], bool(temps[j] == 0), generator, self.typical)
                 paths.append(path)
                 out = outs[r]
                 for node, tok in zip([0] + path, [drafts[j].tokens[c - 1] for c in path] + [nxt]):
@@ -216,7 +236,7 @@ class SpeculativeDecoder:
             self.stats["row_steps"] += len(active)
             self.stats["drafted"] += sum(len(d) for d in drafts)
             kv.commit([[0] + p for p in paths])
-            self._call("commit", paths, drafts)
+            self._call("commit", kv, paths, drafts)
             if len(going) < len(active):
                 if not going:
                     break

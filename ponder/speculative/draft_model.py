@@ -91,7 +91,7 @@ class DraftModelProposer:
         meter.charge(generated_tokens=sum(len(d) for d in drafts), forward_passes=self.k, flops=flops)
         return drafts
 
-    def commit(self, paths, drafts) -> None:
+    def commit(self, rows, paths, drafts) -> None:
         """Forget the fed chain tokens the target did not accept; the accepted tokens after
         them are fed at the next proposal (the context beyond the drafter's length)."""
         if self.kv is None:

@@ -11,6 +11,9 @@ Given the target's distribution at every node of a verified tree, walk down from
 
 When every proposed node on the path is accepted the leaf's distribution gives a bonus token.
 Rows with temperature 0 take the argmax all the way, which reproduces greedy decoding exactly.
+
+`typical=(threshold, alpha)` is Medusa's typical acceptance, lossy and off by default: accept
+the first child x with p(x) > min(threshold, alpha * exp(-H(p))), then sample from p.
 """
 from __future__ import annotations
 
@@ -20,8 +23,8 @@ from ponder.decoding.sampling import draw
 from ponder.speculative.tree import Draft
 
 
-def accept(probs: torch.Tensor, draft: Draft, greedy: bool, generator: torch.Generator | None = None
-           ) -> tuple[list[int], int]:
+def accept(probs: torch.Tensor, draft: Draft, greedy: bool, generator: torch.Generator | None = None,
+           typical: tuple[float, float] | None = None) -> tuple[list[int], int]:
     """The accepted nodes (root excluded, in order) and the token that follows them.
 
     probs [1 + T, vocab]: the target's (processed) distribution after each node.
@@ -37,6 +40,15 @@ def accept(probs: torch.Tensor, draft: Draft, greedy: bool, generator: torch.Gen
             nxt = next((c for c in kids[node] if tokens[c - 1] == best), None)
             if nxt is None:
                 return path, best
+            path.append(nxt)
+            node = nxt
+            continue
+        if typical is not None:
+            entropy = -(p * p.clamp_min(1e-30).log()).sum()
+            bar = min(typical[0], typical[1] * float(torch.exp(-entropy)))
+            nxt = next((c for c in kids[node] if p[tokens[c - 1]] > bar), None)
+            if nxt is None:
+                return path, int(draw(p[None], generator)[0])
             path.append(nxt)
             node = nxt
             continue

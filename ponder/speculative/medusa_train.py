@@ -1,0 +1,125 @@
+"""Training Medusa heads by self-distillation (Medusa-1 with self-distilled data): the frozen
+base model answers GSM8K train questions, and each head learns to predict, from the base
+model's last hidden state at position t, the token the base model itself wrote at t + k + 2.
+Head losses are weighted 0.8^k as in the paper; the last `heldout` share of the answers is kept
+aside to report each head's top-1 accuracy."""
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+from ponder.budget import Budget
+from ponder.errors import ConfigError, check_number
+from ponder.speculative.medusa import MedusaHeads
+from ponder.types import SamplingParams
+
+
+def self_distilled(model, questions: list[str], max_new_tokens: int, batch: int = 16, progress: bool = True):
+    """(token ids, index of the first generated token) of the base model's greedy answers."""
+    seqs = []
+    params = SamplingParams(n=1, temperature=0.0, max_new_tokens=max_new_tokens)
+    for start in tqdm(range(0, len(questions), batch), desc="self-distillation data", disable=not progress):
+        prompts = [model.chat(q) for q in questions[start:start + batch]]
+        for prompt, (c,) in zip(prompts, model.generate(prompts, params, Budget())):
+            ids = model.encode(prompt)
+            seqs.append((ids + c.token_ids, len(ids)))
+    return seqs
+
+
+@torch.inference_mode()
+def hidden_and_labels(network, seqs, num_heads: int):
+    """The base model's last hidden state at every position that predicts a generated token,
+    and per head the token k + 2 ahead (-100 past the end)."""
+    hs, labels = [], []
+    for ids, start in seqs:
+        h = network.base_model(input_ids=torch.tensor([ids], device=network.device)).last_hidden_state[0]
+        pos = torch.arange(start - 1, len(ids) - 1)
+        lab = torch.full((len(pos), num_heads), -100, dtype=torch.long)
+        for k in range(num_heads):
+            ahead = pos + k + 2
+            ok = ahead < len(ids)
+            lab[ok, k] = torch.tensor(ids)[ahead[ok]]
+        hs.append(h[pos.to(h.device)].float().cpu())
+        labels.append(lab)
+    return hs, labels
+
+
+def head_accuracy(heads, lm_head, h, labels, batch: int) -> list[float]:
+    right = torch.zeros(heads.num_heads)
+    total = torch.zeros(heads.num_heads)
+    with torch.inference_mode():
+        for s in range(0, len(h), batch):
+            pred = heads(h[s:s + batch], lm_head).argmax(-1)
+            ok = labels[s:s + batch] != -100
+            right += ((pred == labels[s:s + batch]) & ok).sum(0)
+            total += ok.sum(0)
+    return (right / total.clamp_min(1)).tolist()
+
+
+def train_medusa(model, out: str | Path, questions: list[str], num_heads: int = 4, num_layers: int = 1,
+                 share_lm_head: bool = True, max_new_tokens: int = 128, epochs: int = 2, lr: float = 1e-3,
+                 batch_positions: int = 128, heldout: float = 0.1, seed: int = 0, progress: bool = True) -> dict:
+    """Train heads for `model` (an HFModel) and save them to `out`; returns the metrics saved
+    beside them (medusa_train.json)."""
+    check_number("num_heads", num_heads, minimum=1, integer=True)
+    check_number("epochs", epochs, minimum=1, integer=True)
+    check_number("heldout", heldout, minimum=0, maximum=0.9)
+    if len(questions) < 2:
+        raise ConfigError(f"train-medusa needs at least 2 training questions, got {len(questions)}")
+    t0 = time.perf_counter()
+    torch.manual_seed(seed)
+    net, lm_head = model.network, model.network.get_output_embeddings()
+    seqs = self_distilled(model, questions, max_new_tokens, progress=progress)
+    t_data = time.perf_counter() - t0
+    hs, labels = hidden_and_labels(net, seqs, num_heads)
+    n_eval = int(len(seqs) * heldout)
+    split = len(seqs) - n_eval
+    h_train, y_train = torch.cat(hs[:split]), torch.cat(labels[:split])
+    h_eval = torch.cat(hs[split:]) if n_eval else h_train[:0]
+    y_eval = torch.cat(labels[split:]) if n_eval else y_train[:0]
+    cfg = net.config.get_text_config()
+    heads = MedusaHeads(cfg.hidden_size, lm_head.weight.shape[0], num_heads, num_layers, share_lm_head)
+    heads.to(lm_head.weight.device)
+    f32_head = torch.nn.Linear(cfg.hidden_size, lm_head.weight.shape[0], bias=False).to(lm_head.weight.device)
+    f32_head.weight.data.copy_(lm_head.weight.data.float())
+    f32_head.requires_grad_(False)  # the base model stays frozen
+    h_train, y_train = h_train.to(f32_head.weight.device), y_train.to(f32_head.weight.device)
+    opt = torch.optim.AdamW(heads.parameters(), lr=lr)
+    weights = torch.tensor([0.8 ** k for k in range(num_heads)], device=h_train.device)
+    steps = epochs * ((len(h_train) + batch_positions - 1) // batch_positions)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=0.1)
+    losses = []
+    with tqdm(total=steps, desc="training Medusa heads", disable=not progress) as bar:
+        for _ in range(epochs):
+            order = torch.randperm(len(h_train), device=h_train.device)
+            for s in range(0, len(order), batch_positions):
+                idx = order[s:s + batch_positions]
+                logits = heads(h_train[idx], f32_head)  # [b, heads, vocab]
+                ce = torch.nn.functional.cross_entropy(logits.transpose(1, 2), y_train[idx], ignore_index=-100,
+                                                       reduction="none")  # [b, heads]
+                ok = (y_train[idx] != -100).float()
+                loss = ((ce * ok).sum(0) / ok.sum(0).clamp_min(1) * weights).sum()
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+                sched.step()
+                losses.append(loss.item())
+                bar.update(1)
+                bar.set_postfix(loss=f"{losses[-1]:.3f}")
+    heads.eval()
+    metrics = {
+        "base_model": model.name, "sequences": len(seqs), "train_positions": len(h_train),
+        "heldout_sequences": n_eval, "heldout_positions": len(h_eval), "num_heads": num_heads,
+        "num_layers": num_layers, "share_lm_head": share_lm_head, "epochs": epochs, "lr": lr,
+        "first_loss": losses[0], "last_loss": sum(losses[-10:]) / len(losses[-10:]),
+        "heldout_top1_per_head": head_accuracy(heads, f32_head, h_eval.to(h_train.device), y_eval.to(h_train.device),
+                                               batch_positions) if n_eval else None,
+        "seconds_data": t_data, "seconds_total": time.perf_counter() - t0,
+    }
+    heads.save(out)
+    (Path(out) / "medusa_train.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    return metrics
