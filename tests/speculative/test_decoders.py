@@ -150,3 +150,20 @@ def test_decoder_config_group(tiny_folder):
     assert gen("Tom has 3 apples").text == plain("Tom has 3 apples").text
     with pytest.raises(ConfigError, match="exit_layer"):
         Generator.from_overrides([f"model.path={tiny_folder}", "decoder=early_exit", "decoder.exit_layer=9"])
+
+
+def test_real_smollm2_speculative_greedy_is_plain_greedy(smollm2):
+    """The same guarantee on a real model: n-gram, early exit (a top-2 tree) and Medusa heads
+    (untrained: mostly rejected, still exact), two prompts in one batch."""
+    from ponder.speculative import medusa
+    from ponder.speculative.medusa import MedusaHeads
+
+    prompts = [smollm2.chat("What is 12 times 7? Answer briefly."), smollm2.chat("Write a haiku about rain.")]
+    params = SamplingParams(n=1, temperature=0.0, max_new_tokens=24)
+    want = [r[0].token_ids for r in smollm2.generate(prompts, params, Budget())]
+    cfg = smollm2.network.config
+    torch.manual_seed(0)
+    for dec in (ngram(num_tokens=4), early_exit(exit_layer=20, num_tokens=3, tree_width=2),
+                medusa(MedusaHeads(cfg.hidden_size, cfg.vocab_size, num_heads=3), tree_width=2)):
+        fast = HFModel(smollm2.network, smollm2.tokenizer, decoder=dec)
+        assert [r[0].token_ids for r in fast.generate(prompts, params, Budget())] == want

@@ -1,0 +1,139 @@
+"""Speculative decoding speed: greedy tokens/s of each decoder against plain decoding of the
+same target in the same process, the mean tokens each target forward pass emits, and whether
+every output equals plain greedy token for token; at batch 1 also transformers' own
+`assistant_model=` and `prompt_lookup_num_tokens=` on the same models.
+
+Prompts: the first --prompts GSM8K test questions and HumanEval tasks, in the tasks' own
+chat prompts. Decoders are named on the command line as NAME[:key=value,...], e.g.
+
+    PONDER_DATA=../shared/data python benchmarks/speculative.py --target qwen2.5-coder-1.5b \
+        --decoders draft_model:draft=qwen2.5-coder-0.5b ngram early_exit:exit_layer=8 \
+        medusa:heads=runs/medusa/qwen2.5-coder-1.5b --batch 1 4 --tokens 96
+"""
+from __future__ import annotations
+
+import argparse
+import time
+
+import torch
+
+from common import save
+from ponder import Budget, SamplingParams, load_model
+from ponder.tasks import GSM8K, HumanEval
+
+
+def parse(spec: str) -> tuple[str, dict]:
+    name, _, rest = spec.partition(":")
+    kw = {}
+    for item in filter(None, rest.split(",")):
+        k, _, v = item.partition("=")
+        kw[k] = int(v) if v.isdigit() else v
+    return name, kw
+
+
+def build(name: str, kw: dict):
+    import ponder.speculative as spec
+    return getattr(spec, name)(**kw)
+
+
+def timed(model, prompts, batch, tokens):
+    """Greedy outputs of every prompt, `batch` prompts per call, and the seconds it took."""
+    params = SamplingParams(n=1, temperature=0.0, max_new_tokens=tokens)
+    outs, t = [], time.perf_counter()
+    for s in range(0, len(prompts), batch):
+        model.prefix_cache.clear()
+        outs += [row[0].token_ids for row in model.generate(prompts[s:s + batch], params, Budget())]
+    return outs, time.perf_counter() - t
+
+
+def hf_assisted(target, prompts, tokens, **how):
+    """transformers' generate at batch 1 (its assisted and prompt-lookup modes take one row)."""
+    outs, t = [], time.perf_counter()
+    for p in prompts:
+        ids = torch.tensor([target.encode(p)], device=target.device)
+        with torch.inference_mode():
+            out = target.network.generate(ids, attention_mask=torch.ones_like(ids), do_sample=False,
+                                          max_new_tokens=tokens, pad_token_id=target.tokenizer.eos_token_id, **how)
+        outs.append(out[0, ids.shape[1]:].tolist())
+    return outs, time.perf_counter() - t
+
+
+def same(a, b) -> bool:
+    return all(x == y for x, y in zip(a, b))
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--target", default="qwen2.5-coder-1.5b")
+    ap.add_argument("--decoders", nargs="+", default=["draft_model:draft=qwen2.5-coder-0.5b", "ngram"])
+    ap.add_argument("--batch", type=int, nargs="+", default=[1, 4])
+    ap.add_argument("--prompts", type=int, default=4, help="per task (GSM8K and HumanEval)")
+    ap.add_argument("--tokens", type=int, default=96)
+    ap.add_argument("--hf-draft", default="qwen2.5-coder-0.5b", help="assistant_model for transformers' baseline")
+    args = ap.parse_args()
+
+    plain = load_model(args.target)
+    tasks = {"gsm8k": GSM8K(limit=args.prompts), "humaneval": HumanEval(limit=args.prompts)}
+    prompts = {name: [plain.chat(p.question) for p in task] for name, task in tasks.items()}
+    timed(plain, prompts["gsm8k"][:1], 1, 4)  # warm-up
+    rows = []
+    for task, ps in prompts.items():
+        for batch in args.batch:
+            base, base_s = timed(plain, ps, batch, args.tokens)
+            n_tokens = sum(map(len, base))
+            row = {"task": task, "batch": batch, "plain_tok_s": n_tokens / base_s, "decoders": {}}
+            print(f"{task} batch {batch}: plain {row['plain_tok_s']:.2f} tok/s", flush=True)
+            for spec in args.decoders:
+                name, kw = parse(spec)
+                dec = build(name, kw)
+                fast = type(plain)(plain.network, plain.tokenizer, name=plain.name, decoder=dec,
+                                   max_batch_rows=plain.max_batch_rows)
+                outs, secs = timed(fast, ps, batch, args.tokens)
+                st = dec.stats
+                row["decoders"][spec] = {"tok_s": n_tokens / secs, "speedup": base_s / secs,
+                                         "tokens_per_target_pass": st["emitted"] / max(st["row_steps"], 1),
+                                         "identical_to_plain": same(outs, base)}
+                print(f"  {spec}: {n_tokens / secs:.2f} tok/s, {base_s / secs:.2f}x plain, "
+                      f"{row['decoders'][spec]['tokens_per_target_pass']:.2f} tokens/pass, "
+                      f"identical={row['decoders'][spec]['identical_to_plain']}", flush=True)
+            if batch == 1:
+                draft_net = load_model(args.hf_draft).network if args.hf_draft else None
+                for label, how in (("hf_assisted", {"assistant_model": draft_net}),
+                                   ("hf_prompt_lookup", {"prompt_lookup_num_tokens": 8})):
+                    if label == "hf_assisted" and draft_net is None:
+                        continue
+                    outs, secs = hf_assisted(plain, ps, args.tokens, **how)
+                    row[label] = {"tok_s": n_tokens / secs, "speedup": base_s / secs,
+                                  "identical_to_plain": same(outs, base)}
+                    print(f"  transformers {label}: {n_tokens / secs:.2f} tok/s, {base_s / secs:.2f}x plain",
+                          flush=True)
+            rows.append(row)
+    path = save(f"speculative-{args.target}", {"target": args.target, "tokens": args.tokens,
+                                               "prompts_per_task": args.prompts, "rows": rows})
+    plot(rows, path.with_suffix(".png"), args.target)
+    print(f"wrote {path}")
+
+
+def plot(rows, path, target):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    labels = sorted({k for r in rows for k in r["decoders"]} | {k for r in rows for k in ("hf_assisted",
+                                                                                           "hf_prompt_lookup") if k in r})
+    fig, ax = plt.subplots(figsize=(8, 4))
+    width = 0.8 / len(rows)
+    for i, r in enumerate(rows):
+        vals = [(r["decoders"].get(k) or r.get(k) or {}).get("speedup", 0) for k in labels]
+        ax.bar([j + i * width for j in range(len(labels))], vals, width, label=f"{r['task']} batch {r['batch']}")
+    ax.axhline(1.0, color="gray", lw=0.8)
+    ax.set_xticks([j + 0.4 - width / 2 for j in range(len(labels))], labels, rotation=20, ha="right", fontsize=8)
+    ax.set_ylabel("speed-up over plain greedy")
+    ax.set_title(f"speculative decoding, target {target}")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+
+
+if __name__ == "__main__":
+    main()
