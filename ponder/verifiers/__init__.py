@@ -10,6 +10,7 @@ from ponder.verifiers.code import CodeVerifier
 from ponder.verifiers.llm_judge import LLMJudge
 from ponder.verifiers.math import MathVerifier
 from ponder.verifiers.orm import RewardModel
+from ponder.verifiers.prm import ProcessRewardModel
 
 
 class Verifier(Protocol):
@@ -20,4 +21,10 @@ class Verifier(Protocol):
     def score(self, prompt: str, candidates: Sequence[Candidate], budget: Budget) -> list[float]: ...
 
 
-__all__ = ["Verifier", "CodeVerifier", "LLMJudge", "MathVerifier", "RewardModel"]
+class StepVerifier(Verifier, Protocol):
+    """A process reward model: one score per step (`prm`, or `llm_judge` step by step)."""
+
+    def step_scores(self, question: str, solutions: Sequence[list[str]], budget: Budget) -> list[list[float]]: ...
+
+
+__all__ = ["Verifier", "StepVerifier", "ProcessRewardModel", "CodeVerifier", "LLMJudge", "MathVerifier", "RewardModel"]

@@ -8,46 +8,58 @@ from typing import Sequence
 
 from ponder.budget import Budget
 from ponder.types import Candidate
-from ponder.verifiers.math import answers_equal, extract_answer
+from ponder.verifiers.prm import StepScoring, aggregate_scores
 
+STEP_TEMPLATE = ("Here is a problem and the first steps of a proposed solution.\n\nProblem:\n{question}\n\n"
+                 "Steps so far:\n{previous}\n\nNew step:\n{step}\n\nIs the new step correct? Answer with one "
+                 "word, Yes or No.")
 TEMPLATE = ("Here is a problem and a proposed solution.\n\nProblem:\n{question}\n\nProposed solution:\n"
             "{solution}\n\nIs the proposed solution correct? Answer with one word, Yes or No.")
 
 
-class LLMJudge:
+class LLMJudge(StepScoring):
     """`model` is a LanguageModel, a model preset/path to load, or None to judge with the
-    generator's own model (bound by the Generator)."""
+    generator's own model (bound by the Generator). It is also a process reward model:
+    `step_scores` asks, step by step, whether the new step is correct (one call per step),
+    and whole-solution scores then aggregate them when `per_step` is set."""
 
     name = "llm_judge"
 
-    def __init__(self, model=None, template: str = TEMPLATE, yes: str = "Yes", no: str = "No"):
+    def __init__(self, model=None, template: str = TEMPLATE, yes: str = "Yes", no: str = "No",
+                 step_template: str = STEP_TEMPLATE, per_step: bool = False, aggregate: str = "min",
+                 delimiter: str = "\n\n"):
         if isinstance(model, str):
             from ponder.models import load_model
             model = load_model(model)
         self.model, self.template, self.yes, self.no = model, template, yes, no
+        self.step_template, self.per_step, self.delimiter = step_template, per_step, delimiter
+        aggregate_scores([0.0], aggregate)  # validates the name
+        self.aggregate = aggregate
 
     def bind(self, model) -> None:
         if self.model is None:
             self.model = model
 
-    same_answer = staticmethod(answers_equal)
-
-    def extract_answer(self, text: str) -> str | None:
-        return extract_answer(text)
-
-    def score(self, prompt: str, candidates: Sequence[Candidate], budget: Budget) -> list[float]:
+    def p_yes(self, question: str, budget: Budget) -> float:
+        """P(Yes) / (P(Yes) + P(No)) as the next word after the judge's chat prompt; NaN when
+        the budget cannot pay for the call."""
         if self.model is None:
             raise ValueError("LLMJudge has no model: pass one, or use it through a Generator")
-        scores = []
-        for i, cand in enumerate(candidates):
-            if budget.affordable_verifier_calls(1) < 1:
-                scores.extend([float("nan")] * (len(candidates) - i))
-                break
-            budget.charge(verifier_calls=1)
-            question = self.model.chat(self.template.format(question=prompt, solution=cand.text))
-            lp_yes, lp_no = self.model.score([question, question], [self.yes, self.no], budget)
-            if math.isinf(lp_yes) and math.isinf(lp_no):
-                scores.append(float("nan"))  # the budget ran out mid-judgement
-            else:
-                scores.append(1.0 / (1.0 + math.exp(lp_no - lp_yes)))
-        return scores
+        if budget.affordable_verifier_calls(1) < 1:
+            return float("nan")
+        budget.charge(verifier_calls=1)
+        prompt = self.model.chat(question)
+        lp_yes, lp_no = self.model.score([prompt, prompt], [self.yes, self.no], budget)
+        if math.isinf(lp_yes) and math.isinf(lp_no):
+            return float("nan")  # the budget ran out mid-judgement
+        return 1.0 / (1.0 + math.exp(lp_no - lp_yes))
+
+    def score(self, prompt: str, candidates: Sequence[Candidate], budget: Budget) -> list[float]:
+        if self.per_step:
+            return super().score(prompt, candidates, budget)
+        return [self.p_yes(self.template.format(question=prompt, solution=c.text), budget) for c in candidates]
+
+    def step_scores(self, question: str, solutions: Sequence[list[str]], budget: Budget) -> list[list[float]]:
+        return [[self.p_yes(self.step_template.format(question=question, step=step,
+                                                      previous="\n\n".join(steps[:i]) or "(none)"), budget)
+                 for i, step in enumerate(steps)] for steps in solutions]

@@ -1,0 +1,154 @@
+"""Process reward models: a score for every step of a (partial) solution.
+
+Two formats real hub PRMs use:
+
+- `token_classification` (Qwen2.5-Math-PRM style): the conversation is rendered with the
+  model's chat template, the steps joined and ended by a separator token (`<extra_0>`); a
+  two-class head is read at every separator, score = P(class 1).
+- `step_tag` (Math-Shepherd / RLHFlow style): a causal LM reads "question step1 ки\\nstep2 ки\\n";
+  at every tag position the score is P(good) / (P(good) + P(bad)) over the two label tokens.
+
+Step scores aggregate into one solution score by `last`, `min`, `prod` or `mean`.
+"""
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import torch
+
+from ponder.budget import Budget
+from ponder.errors import ConfigError, ModelNotFound
+from ponder.types import Candidate
+from ponder.verifiers.math import answers_equal, extract_answer
+
+AGGREGATES = {"last": lambda s: s[-1], "min": min, "prod": math.prod, "mean": lambda s: sum(s) / len(s)}
+QWEN_SYSTEM = "Please reason step by step, and put your final answer within \\boxed{}."
+
+
+def aggregate_scores(scores: Sequence[float], how: str) -> float:
+    """One score for a solution from its step scores (NaN for no steps)."""
+    if how not in AGGREGATES:
+        raise ConfigError(f"verifier.aggregate must be one of {', '.join(AGGREGATES)}; got {how!r}")
+    return AGGREGATES[how](list(scores)) if scores else float("nan")
+
+
+def split_steps(text: str, delimiter: str = "\n\n") -> list[str]:
+    return [s.strip() for s in text.split(delimiter) if s.strip()]
+
+
+class StepScoring:
+    """What every step-level verifier shares: answers, aggregation, and `score` for whole
+    candidates (so a PRM also serves best-of-N)."""
+
+    same_answer = staticmethod(answers_equal)
+
+    def extract_answer(self, text: str) -> str | None:
+        return extract_answer(text)
+
+    def score(self, prompt: str, candidates: Sequence[Candidate], budget: Budget) -> list[float]:
+        steps = self.step_scores(prompt, [split_steps(c.text, self.delimiter) for c in candidates], budget)
+        return [aggregate_scores(s, self.aggregate) if s and not any(x != x for x in s) else float("nan") for s in steps]
+
+
+class ProcessRewardModel(StepScoring):
+    name = "prm"
+
+    def __init__(self, path: str, format: str = "auto", aggregate: str = "min", delimiter: str = "\n\n",
+                 separator: str = "<extra_0>", step_tag: str = "ки", good: str = "+", bad: str = "-",
+                 system: str | None = QWEN_SYSTEM, dtype: str = "auto", device: str = "auto", max_length: int = 4096):
+        from transformers import AutoTokenizer
+
+        from ponder.models.hf import model_shape
+        from ponder.models.loading import pick_device, pick_dtype, resolve
+
+        aggregate_scores([0.0], aggregate)  # validates the name
+        kind, where = resolve(path)
+        if kind != "pretrained":
+            raise ModelNotFound(f"verifier.path='{path}' must be a hub id or a folder with a process reward model")
+        self.aggregate, self.delimiter, self.system, self.max_length = aggregate, delimiter, system, max_length
+        dev = pick_device(device)
+        try:
+            self.tokenizer = AutoTokenizer.from_pretrained(where)
+        except OSError as e:
+            raise ModelNotFound(f"could not load the PRM '{path}': {e}") from None
+        vocab = self.tokenizer.get_vocab()
+        if format == "auto":
+            format = "token_classification" if separator in vocab else "step_tag" if step_tag in vocab else None
+            if format is None:
+                raise ConfigError(f"cannot tell the PRM format of '{path}': its vocabulary has neither the separator "
+                                  f"{separator!r} nor the step tag {step_tag!r}; set verifier.format and those tokens")
+        self.format = format
+        if format == "token_classification":
+            self.sep_id = self.token_id(separator, "verifier.separator")
+        elif format == "step_tag":
+            self.tag_id = self.token_id(step_tag, "verifier.step_tag")
+            self.label_ids = [self.token_id(good, "verifier.good"), self.token_id(bad, "verifier.bad")]
+            self.step_tag = step_tag
+        else:
+            raise ConfigError(f"verifier.format must be auto, token_classification or step_tag; got {format!r}")
+        self.network = self._load(where, format, pick_dtype(dtype, dev)).to(dev).eval()
+        self.shape, self.device = model_shape(self.network), dev
+
+    def token_id(self, token: str, key: str) -> int:
+        ids = self.tokenizer(token, add_special_tokens=False)["input_ids"]
+        if token in self.tokenizer.get_vocab():
+            return self.tokenizer.convert_tokens_to_ids(token)
+        if len(ids) != 1:
+            raise ConfigError(f"{key}={token!r} is not a single token of this PRM's tokenizer ({ids})")
+        return ids[0]
+
+    @staticmethod
+    def _load(where, format, dtype):
+        from transformers import AutoModel, AutoModelForCausalLM, AutoModelForTokenClassification
+
+        try:
+            if format == "step_tag":
+                return AutoModelForCausalLM.from_pretrained(where, dtype=dtype)
+            try:
+                return AutoModelForTokenClassification.from_pretrained(where, dtype=dtype)
+            except ValueError:  # a custom head class (Qwen2ForProcessRewardModel) ships its own code
+                return AutoModel.from_pretrained(where, dtype=dtype, trust_remote_code=True)
+        except OSError as e:
+            raise ModelNotFound(f"could not load the PRM at {where}: {e}") from None
+
+    def render(self, question: str, steps: list[str]) -> tuple[list[int], int]:
+        """Token ids of the conversation and the token id whose positions carry step scores."""
+        if self.format == "step_tag":
+            text = question + " " + "".join(f"{s} {self.step_tag}\n" for s in steps)
+            return self.tokenizer(text)["input_ids"], self.tag_id
+        sep = self.tokenizer.convert_ids_to_tokens(self.sep_id)
+        answer = sep.join(steps) + sep
+        if getattr(self.tokenizer, "chat_template", None):
+            messages = ([{"role": "system", "content": self.system}] if self.system else []) + [
+                {"role": "user", "content": question}, {"role": "assistant", "content": answer}]
+            text = self.tokenizer.apply_chat_template(messages, tokenize=False)
+            return self.tokenizer(text, add_special_tokens=False)["input_ids"], self.sep_id
+        return self.tokenizer(question + "\n" + answer)["input_ids"], self.sep_id
+
+    def step_scores(self, question: str, solutions: Sequence[list[str]], budget: Budget) -> list[list[float]]:
+        """Per solution, one score in [0, 1] per step; NaN where the budget ran out."""
+        out = []
+        for i, steps in enumerate(solutions):
+            if not steps:
+                out.append([])
+                continue
+            ids, marker = self.render(question, steps)
+            ids = ids[-self.max_length:]
+            flops = self.shape.forward_flops(len(ids), 0)
+            if budget.affordable_verifier_calls(1) < 1 or not budget.can_prefill(len(ids), flops):
+                out.extend([[float("nan")] * len(s) for s in solutions[i:]])
+                break
+            with torch.inference_mode():
+                x = torch.tensor([ids], device=self.device)
+                logits = self.network(input_ids=x)[0][0].float()  # [seq, labels or vocab]
+            budget.charge(verifier_calls=1, prompt_tokens=len(ids), forward_passes=1, flops=flops)
+            at = logits[x[0] == marker]
+            if self.format == "step_tag":
+                probs = at[:, self.label_ids].softmax(-1)[:, 0]
+            else:
+                probs = at.softmax(-1)[:, 1]
+            scores = probs.tolist()
+            # steps cut off by max_length lost their markers: they get no score of their own
+            out.append([float("nan")] * (len(steps) - len(scores)) + scores)
+        return out

@@ -1,0 +1,115 @@
+"""PRM adapters on tiny random models of the hub formats' architectures, with the expected
+scores computed independently here; aggregation; the LLM judge as a PRM."""
+import copy
+import math
+
+import pytest
+import torch
+
+from fakes import ScriptedModel, tiny_tokenizer
+from ponder.budget import Budget
+from ponder.errors import ConfigError
+from ponder.types import Candidate
+from ponder.verifiers import LLMJudge, ProcessRewardModel
+from ponder.verifiers.prm import aggregate_scores, split_steps
+
+STEPS = ["2 + 2 = 4.", "10 - 3 = 7.", "The answer is 7."]
+QUESTION = "Tom has 3 apples"
+
+
+def tokenizer_with(*tokens, chat=False):
+    tok = copy.deepcopy(tiny_tokenizer(chat))
+    tok.add_tokens(list(tokens))
+    return tok
+
+
+@pytest.fixture(scope="module")
+def qwen_prm(tmp_path_factory):
+    """A tiny Qwen2 token-classification PRM (the Qwen2.5-Math-PRM head shape: 2 labels)."""
+    from transformers import Qwen2Config, Qwen2ForTokenClassification
+
+    tok = tokenizer_with("<extra_0>", chat=True)
+    cfg = Qwen2Config(vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                      num_attention_heads=4, num_key_value_heads=2, num_labels=2, pad_token_id=tok.pad_token_id)
+    torch.manual_seed(0)
+    folder = tmp_path_factory.mktemp("qwen-prm")
+    Qwen2ForTokenClassification(cfg).save_pretrained(folder)
+    tok.save_pretrained(folder)
+    return str(folder)
+
+
+@pytest.fixture(scope="module")
+def shepherd_prm(tmp_path_factory):
+    """A tiny causal LM with a step tag token (the Math-Shepherd format)."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    tok = tokenizer_with("ки")
+    cfg = LlamaConfig(vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                      num_attention_heads=4, num_key_value_heads=2)
+    torch.manual_seed(1)
+    folder = tmp_path_factory.mktemp("shepherd-prm")
+    LlamaForCausalLM(cfg).save_pretrained(folder)
+    tok.save_pretrained(folder)
+    return str(folder)
+
+
+def test_token_classification_prm(qwen_prm):
+    from transformers import AutoModelForTokenClassification, AutoTokenizer
+
+    prm = ProcessRewardModel(qwen_prm, system=None)
+    assert prm.format == "token_classification"
+    budget = Budget()
+    got = prm.step_scores(QUESTION, [STEPS, STEPS[:1]], budget)
+    tok, net = AutoTokenizer.from_pretrained(qwen_prm), AutoModelForTokenClassification.from_pretrained(qwen_prm)
+    # the format, written out: chat-rendered, steps joined and ended by <extra_0>, P(label 1) there
+    text = f"<user>{QUESTION}<eos><assistant>" + "".join(s + "<extra_0>" for s in STEPS) + "<eos>"
+    ids = tok(text, add_special_tokens=False)["input_ids"]
+    sep = tok.convert_tokens_to_ids("<extra_0>")
+    logits = net(input_ids=torch.tensor([ids])).logits[0]
+    want = torch.softmax(logits[torch.tensor(ids) == sep], -1)[:, 1]
+    assert got[0] == pytest.approx(want.tolist(), abs=1e-5)
+    assert got[1] == pytest.approx(want[:1].tolist(), abs=1e-5)  # causal: a prefix scores the same
+    assert budget.usage.verifier_calls == 2 and budget.usage.flops > 0
+
+
+def test_step_tag_prm(shepherd_prm):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    prm = ProcessRewardModel(shepherd_prm, aggregate="prod")
+    assert prm.format == "step_tag"
+    got = prm.step_scores(QUESTION, [STEPS], Budget())[0]
+    tok, net = AutoTokenizer.from_pretrained(shepherd_prm), AutoModelForCausalLM.from_pretrained(shepherd_prm)
+    ids = tok(QUESTION + " " + " ки\n".join(STEPS) + " ки\n")["input_ids"]
+    logits = net(input_ids=torch.tensor([ids])).logits[0]
+    at = logits[torch.tensor(ids) == tok.convert_tokens_to_ids("ки")]
+    good, bad = tok("+", add_special_tokens=False)["input_ids"][0], tok("-", add_special_tokens=False)["input_ids"][0]
+    want = torch.softmax(at[:, [good, bad]], -1)[:, 0]
+    assert got == pytest.approx(want.tolist(), abs=1e-5)
+    solution = Candidate("\n\n".join(STEPS))
+    assert prm.score(QUESTION, [solution], Budget()) == pytest.approx([math.prod(want.tolist())], abs=1e-5)
+
+
+def test_prm_budget_and_bad_settings(shepherd_prm, tiny_folder):
+    prm = ProcessRewardModel(shepherd_prm)
+    budget = Budget(max_verifier_calls=1)
+    got = prm.step_scores(QUESTION, [STEPS, STEPS], budget)
+    assert not math.isnan(got[0][0]) and all(math.isnan(x) for x in got[1]) and budget.exhausted
+    with pytest.raises(ConfigError, match="cannot tell the PRM format"):
+        ProcessRewardModel(tiny_folder)
+    with pytest.raises(ConfigError, match="aggregate must be one of"):
+        ProcessRewardModel(shepherd_prm, aggregate="max")
+
+
+def test_aggregation_and_steps():
+    s = [0.9, 0.5, 0.8]
+    assert [aggregate_scores(s, a) for a in ("last", "min", "prod", "mean")] == pytest.approx(
+        [0.8, 0.5, 0.36, 2.2 / 3])
+    assert split_steps("a\n\n\n\nb\n\n  \n\nc") == ["a", "b", "c"]
+
+
+def test_llm_judge_scores_each_step():
+    judge = LLMJudge(ScriptedModel([]), per_step=True, aggregate="min")
+    judge.model.score = lambda prompts, conts, budget: [-0.1, -2.0] if "10 - 3" in prompts[0] else [-1.0, -0.5]
+    steps = judge.step_scores(QUESTION, [STEPS[:2]], Budget())[0]
+    assert steps == pytest.approx([1 / (1 + math.exp(0.5)), 1 / (1 + math.exp(-1.9))])
+    assert judge.score(QUESTION, [Candidate("\n\n".join(STEPS[:2]))], Budget()) == pytest.approx([min(steps)])
