@@ -51,6 +51,7 @@ class Completion:
     logprobs: list[float]
     finish_reason: str
     temperature: float = 0.0
+    stop_string: str | None = None  # the stop string that ended it (finish_reason "stop", not EOS)
 
     @property
     def mean_logprob(self) -> float:

@@ -25,6 +25,13 @@ class StopRule:
             return "length"
         return None
 
+    def matched(self, ids: list[int]) -> str | None:
+        """The stop string that ended `ids`, or None (EOS, length, no stop strings)."""
+        if not ids or ids[-1] in self.eos_ids or not self.stop:
+            return None
+        tail = self.tokenizer.decode(ids[-self.window:], skip_special_tokens=True)
+        return next((s for s in self.stop if s in tail), None)
+
     def text(self, ids: list[int]) -> str:
         """The final text: special tokens dropped, cut before the first stop string."""
         if ids and ids[-1] in self.eos_ids:

@@ -133,7 +133,8 @@ class HFModel:
                                        params.top_k, generator)
             for (i, s), out in zip(chunk, outs):
                 results[i][s] = Completion(stop.text(out.token_ids), out.token_ids, out.logprobs,
-                                           out.finish_reason, temps[s])
+                                           out.finish_reason, temps[s], stop.matched(out.token_ids)
+                                           if out.finish_reason == "stop" else None)
         return [[c or Completion("", [], [], "budget", temps[s]) for s, c in enumerate(row)] for row in results]
 
     def score(self, prompts: Sequence[str], continuations: Sequence[str], budget: Budget) -> list[float]:

@@ -1,0 +1,98 @@
+"""Particle filtering over steps ("A Probabilistic Inference Approach to Inference-Time Scaling
+of LLMs using Particle-Based Monte Carlo Methods", Puri et al. 2025).
+
+n particles grow one step at a time. After every step each particle's weight is the softmax,
+at `weight_temperature`, of its PRM value (by default the score of its latest step); the n
+particles are then resampled from those weights (multinomial or systematic), so promising
+partial solutions multiply and poor ones die out. Finished particles keep their weight and are
+resampled with the rest. The answer is the heaviest particle's (`answer: best`) or the answer
+with the largest total weight (`answer: vote`).
+"""
+from __future__ import annotations
+
+import torch
+
+from ponder.budget import Budget
+from ponder.errors import ConfigError, check_number
+from ponder.search.steps import Node, Stepper, node_result
+from ponder.verifiers.prm import AGGREGATES
+
+
+def resample(weights: torch.Tensor, n: int, how: str, generator: torch.Generator) -> list[int]:
+    if how == "multinomial":
+        return torch.multinomial(weights, n, replacement=True, generator=generator).tolist()
+    # systematic: one uniform offset, n evenly spaced pointers into the cumulative weights
+    u = (torch.rand((), generator=generator, dtype=torch.float64) + torch.arange(n, dtype=torch.float64)) / n
+    return torch.searchsorted(weights.double().cumsum(0), u).clamp_max(len(weights) - 1).tolist()
+
+
+class ParticleFilter:
+    uses_verifier = True
+
+    def __init__(self, n: int = 8, weight_temperature: float = 1.0, resampling: str = "systematic",
+                 answer: str = "best", score: str = "last", **step):
+        self.n = check_number("strategy.n", n, minimum=1, integer=True)
+        self.temp = check_number("strategy.weight_temperature", weight_temperature, minimum=1e-6)
+        if resampling not in ("multinomial", "systematic"):
+            raise ConfigError(f"strategy.resampling must be multinomial or systematic; got {resampling!r}")
+        if answer not in ("best", "vote"):
+            raise ConfigError(f"strategy.answer must be best or vote; got {answer!r}")
+        if score not in AGGREGATES:
+            raise ConfigError(f"strategy.score must be one of {', '.join(AGGREGATES)}; got {score!r}")
+        self.resampling, self.answer, self.how, self.step = resampling, answer, score, step
+        Stepper(**step)
+
+    def weights(self, particles: list[Node]) -> torch.Tensor:
+        values = torch.tensor([p.value(self.how) for p in particles], dtype=torch.float64)
+        if torch.isinf(values).all():
+            return torch.full((len(particles),), 1.0 / len(particles), dtype=torch.float64)
+        return torch.softmax(values / self.temp, 0)
+
+    def run(self, model, prompt: str, verifier, budget: Budget):
+        stepper = Stepper(**self.step)
+        g = torch.Generator().manual_seed(stepper.seed or 0)
+        particles = stepper.expand(model, prompt, [Node()], self.n, verifier, budget)[0]
+        stepper.score(verifier, prompt, particles, budget)
+        trace = []
+        while particles and not budget.exhausted:
+            w = self.weights(particles)
+            picked = resample(w, self.n, self.resampling, g)
+            particles = [particles[i] for i in picked]
+            trace.append({"round": stepper.round, "ess": float(1.0 / (w ** 2).sum()),
+                          "unique_parents": len(set(picked)), "finished": sum(p.done for p in particles)})
+            live = [i for i, p in enumerate(particles) if not p.done]
+            if not live:
+                break
+            kids = stepper.expand(model, prompt, [particles[i] for i in live], 1, verifier, budget)
+            grown = [(i, k[0]) for i, k in zip(live, kids) if k]
+            stepper.score(verifier, prompt, [c for _, c in grown], budget)
+            for i, child in grown:
+                particles[i] = child
+        if self.answer == "vote" and particles:
+            return self.vote(particles, stepper, verifier, budget, trace)
+        return node_result(particles, stepper, verifier, budget, self.how, trace)
+
+    def vote(self, particles, stepper, verifier, budget, trace):
+        """The answer with the largest total weight among finished particles."""
+        from ponder.samplers.population import result
+        from ponder.types import Candidate
+
+        done = [p for p in particles if p.done] or particles
+        w = self.weights(done).tolist()
+        same = getattr(verifier, "same_answer", lambda a, b: a == b)
+        totals: list[list] = []  # [answer, weight, best particle]
+        for p, wi in zip(done, w):
+            if p.answer is None:
+                continue
+            group = next((t for t in totals if same(t[0], p.answer)), None)
+            if group is None:
+                totals.append([p.answer, wi, p])
+            else:
+                group[1] += wi
+                group[2] = max(group[2], p, key=lambda q: q.value(self.how))
+        if not totals:
+            return node_result(particles, stepper, verifier, budget, self.how, trace)
+        answer, _, best = max(totals, key=lambda t: t[1])
+        cands = [Candidate(stepper.text(p), p.answer, None, {"prm": p.value(self.how), "weight": wi})
+                 for p, wi in zip(done, w)]
+        return result(answer, stepper.text(best), cands, budget, trace)

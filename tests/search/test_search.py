@@ -1,0 +1,110 @@
+"""Beam search, DVTS and particle filtering on a scripted step model with a table PRM (where
+the right path is known), then on a real tiny backend."""
+import pytest
+
+from fakes import tiny_model
+from ponder.budget import Budget
+from ponder.errors import ConfigError
+from ponder.search import DVTS, BeamSearch, ParticleFilter
+from ponder.search.particle_filter import resample
+from ponder.types import Completion
+from ponder.verifiers import LLMJudge, MathVerifier
+
+Q = "Tom has 3 apples and buys 4 more. How many?"
+
+
+class StepModel:
+    """Each call with n samples: sample 0 is the good next step, the others bad ones. A third
+    step ends the solution (no delimiter): 7 after good steps only, else 3."""
+
+    def __init__(self):
+        self.prompts = []
+
+    def chat(self, user):
+        return user
+
+    def generate(self, prompts, params, budget):
+        out = []
+        for prompt in prompts:
+            self.prompts.append(prompt)
+            steps = [s for s in prompt[len(Q):].split("\n\n") if s]
+            row = []
+            for i in range(params.n):
+                if budget.affordable_rows(1, 0.0, forward=False) < 1:
+                    row.append(Completion("", [], [], "budget"))
+                    continue
+                budget.charge(generated_tokens=3)
+                good = i == 0 and all(s.startswith("good") for s in steps)
+                if len(steps) == 2:
+                    row.append(Completion(f"The answer is {7 if good else 3}.", [1, 2, 3], [-1.0] * 3, "stop"))
+                else:
+                    row.append(Completion(f"good {len(steps)}" if i == 0 else f"bad {i}", [1, 2, 3], [-1.0] * 3,
+                                          "stop", stop_string="\n\n"))
+            out.append(row)
+        return out
+
+
+class TablePRM(MathVerifier):
+    name = "prm"
+
+    def __init__(self):
+        self.calls = 0
+
+    def step_scores(self, question, solutions, budget):
+        self.calls += len(solutions)
+        budget.charge(verifier_calls=len(solutions))
+        return [[0.9 if s.startswith("good") or "is 7" in s else 0.1 for s in steps] for steps in solutions]
+
+
+@pytest.mark.parametrize("strategy", [BeamSearch(n=8, beam_width=4), DVTS(n=8, beam_width=4),
+                                      ParticleFilter(n=8, weight_temperature=0.1),
+                                      ParticleFilter(n=8, weight_temperature=0.1, resampling="multinomial",
+                                                     answer="vote")])
+def test_search_follows_the_prm_to_the_right_answer(strategy):
+    model, prm, budget = StepModel(), TablePRM(), Budget()
+    res = strategy.run(model, Q, prm, budget)
+    assert res.answer == "7" and res.text == "good 0\n\ngood 1\n\nThe answer is 7."
+    assert budget.usage.verifier_calls == prm.calls > 0 and res.trace
+
+
+def test_beam_and_dvts_spend_n_children_per_round():
+    for strategy, first in ((BeamSearch(n=8, beam_width=4), 1), (DVTS(n=8, beam_width=4), 2)):
+        model = StepModel()
+        strategy.run(model, Q, TablePRM(), Budget())
+        assert model.prompts[:first] == [Q] * first  # DVTS starts n / beam_width subtrees
+        assert len(model.prompts) == first + 2 + 2  # then n / beam_width beams per round
+
+
+def test_search_stops_at_the_budget_with_its_best_so_far():
+    res = BeamSearch(n=8, beam_width=4).run(StepModel(), Q, TablePRM(), Budget(max_generated_tokens=30))
+    assert res.budget_exhausted and res.usage.generated_tokens <= 30
+    assert res.text.startswith("good 0")  # the best partial solution, not nothing
+
+
+def test_search_needs_a_step_verifier_and_sane_settings():
+    with pytest.raises(ConfigError, match="process reward model"):
+        BeamSearch(n=4, beam_width=2).run(StepModel(), Q, MathVerifier(), Budget())
+    with pytest.raises(ConfigError, match="multiple of"):
+        BeamSearch(n=6, beam_width=4)
+    with pytest.raises(ConfigError, match="resampling"):
+        ParticleFilter(resampling="stratified")
+
+
+def test_systematic_and_multinomial_resampling_follow_the_weights():
+    import torch
+
+    w = torch.tensor([0.5, 0.25, 0.25, 0.0], dtype=torch.float64)
+    assert sorted(resample(w, 4, "systematic", torch.Generator().manual_seed(0))) in ([0, 0, 1, 2], [0, 0, 1, 2])
+    picks = resample(w, 4000, "multinomial", torch.Generator().manual_seed(0))
+    assert 3 not in picks and abs(picks.count(0) / 4000 - 0.5) < 0.03
+
+
+def test_search_on_a_real_backend_reuses_the_shared_prefix():
+    model = tiny_model(0)
+    search = BeamSearch(n=4, beam_width=2, max_steps=3, max_step_tokens=8, temperature=1.0, delimiter=" ")
+    budget = Budget()
+    res = search.run(model, "Solve step by step. 2 + 2 =", TablePRM(), budget)
+    assert res.candidates and budget.usage.generated_tokens > 0
+    assert budget.usage.cached_prompt_tokens > 0  # expansions extend prefixes already computed
+    res = ParticleFilter(n=3, max_steps=2, max_step_tokens=6, delimiter=" ").run(model, "2 + 2 =", LLMJudge(model), Budget())
+    assert res.usage.verifier_calls > 0 and len(res.candidates) == 3
