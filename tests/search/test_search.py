@@ -5,7 +5,7 @@ import pytest
 from fakes import tiny_model
 from ponder.budget import Budget
 from ponder.errors import ConfigError
-from ponder.search import DVTS, BeamSearch, ParticleFilter
+from ponder.search import DVTS, MCTS, AStar, BeamSearch, ParticleFilter
 from ponder.search.particle_filter import resample
 from ponder.types import Completion
 from ponder.verifiers import LLMJudge, MathVerifier
@@ -59,7 +59,9 @@ class TablePRM(MathVerifier):
 @pytest.mark.parametrize("strategy", [BeamSearch(n=8, beam_width=4), DVTS(n=8, beam_width=4),
                                       ParticleFilter(n=8, weight_temperature=0.1),
                                       ParticleFilter(n=8, weight_temperature=0.1, resampling="multinomial",
-                                                     answer="vote")])
+                                                     answer="vote"),
+                                      AStar(k=4, batch=1, threshold=0.8), MCTS(k=4, simulations=12),
+                                      MCTS(k=4, simulations=12, rollout=True)])
 def test_search_follows_the_prm_to_the_right_answer(strategy):
     model, prm, budget = StepModel(), TablePRM(), Budget()
     res = strategy.run(model, Q, prm, budget)
@@ -108,3 +110,9 @@ def test_search_on_a_real_backend_reuses_the_shared_prefix():
     assert budget.usage.cached_prompt_tokens > 0  # expansions extend prefixes already computed
     res = ParticleFilter(n=3, max_steps=2, max_step_tokens=6, delimiter=" ").run(model, "2 + 2 =", LLMJudge(model), Budget())
     assert res.usage.verifier_calls > 0 and len(res.candidates) == 3
+
+
+def test_astar_stops_at_the_first_good_terminal():
+    model = StepModel()
+    res = AStar(k=4, batch=1, threshold=0.8).run(model, Q, TablePRM(), Budget())
+    assert res.answer == "7" and len(model.prompts) == 3  # root, good 0, good 1: nothing else expanded
