@@ -6,17 +6,18 @@ import json
 import sys
 from pathlib import Path
 
-USAGE = """usage: ponder {run,bench,train-medusa} [key=value ...] [-m]
+USAGE = """usage: ponder {run,bench,train-medusa,train-prm} [key=value ...] [-m]
 
   ponder run prompt="Tom has 3 apples..." strategy=self_consistency strategy.n=8 output=json
   ponder bench task=gsm8k task.limit=100 strategy=self_consistency strategy.n=8
   ponder -m bench strategy=greedy,self_consistency      (Hydra multirun sweep)
   ponder run --cfg job                                  (print the composed config)
   ponder train-medusa model=qwen2.5-coder-0.5b out=runs/medusa/qwen0.5b problems=200
+  ponder train-prm model=qwen2.5-coder-0.5b out=runs/prm/qwen0.5b problems=100 rollouts=4
 
 Config groups: model, decoder, strategy, verifier, budget, task. Run `ponder run --help` for the options."""
 
-COMMANDS = ("run", "bench", "train-medusa")
+COMMANDS = ("run", "bench", "train-medusa", "train-prm")
 _command = "run"
 
 
@@ -84,11 +85,26 @@ def train_medusa(cfg) -> None:
     print(f"heads saved to {out}; use them with decoder=medusa decoder.heads={out}")
 
 
+def train_prm(cfg) -> None:
+    from ponder.config import instantiate
+    from ponder.tasks import GSM8K
+    from ponder.verifiers.prm_train import train_prm as train
+
+    task = GSM8K(path=cfg.data, split="train", limit=cfg.problems)
+    problems = task.problems()
+    model = instantiate(cfg.model, "model")
+    out = cfg.out or f"runs/prm/{Path(str(cfg.model.path)).name}"
+    metrics = train(model, out, task, problems, cfg.samples, cfg.rollouts, cfg.delimiter, cfg.max_new_tokens,
+                    cfg.max_steps, cfg.temperature, cfg.heldout, cfg.steps, cfg.lr, cfg.seed)
+    print(json.dumps(metrics, indent=2))
+    print(f"PRM saved to {out}; use it with verifier=prm verifier.path={out}")
+
+
 def job(cfg) -> None:
     from ponder.errors import PonderError
 
     try:
-        {"run": run, "bench": bench, "train-medusa": train_medusa}[_command](cfg)
+        {"run": run, "bench": bench, "train-medusa": train_medusa, "train-prm": train_prm}[_command](cfg)
     except PonderError as e:
         print(f"ponder: error: {e}", file=sys.stderr)
         sys.exit(2)
@@ -106,7 +122,7 @@ def main(argv: list[str] | None = None) -> None:
     import hydra
 
     sys.argv = [f"ponder {command}"] + [quote_prompt(a) for a in argv]
-    name = "train_medusa" if command == "train-medusa" else "config"
+    name = {"train-medusa": "train_medusa", "train-prm": "train_prm"}.get(command, "config")
     hydra.main(config_path="configs", config_name=name, version_base=None)(job)()
 
 

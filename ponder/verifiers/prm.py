@@ -37,6 +37,18 @@ def split_steps(text: str, delimiter: str = "\n\n") -> list[str]:
     return [s.strip() for s in text.split(delimiter) if s.strip()]
 
 
+def render_separated(tokenizer, question: str, steps: Sequence[str], separator: str, system: str | None) -> list[int]:
+    """The token_classification format: the conversation in the chat template (when there is
+    one), the answer being the steps each followed by the separator token."""
+    answer = "".join(s + separator for s in steps)
+    if getattr(tokenizer, "chat_template", None):
+        messages = ([{"role": "system", "content": system}] if system else []) + [
+            {"role": "user", "content": question}, {"role": "assistant", "content": answer}]
+        text = tokenizer.apply_chat_template(messages, tokenize=False)
+        return tokenizer(text, add_special_tokens=False)["input_ids"]
+    return tokenizer(question + "\n" + answer)["input_ids"]
+
+
 class StepScoring:
     """What every step-level verifier shares: answers, aggregation, and `score` for whole
     candidates (so a PRM also serves best-of-N)."""
@@ -118,13 +130,7 @@ class ProcessRewardModel(StepScoring):
             text = question + " " + "".join(f"{s} {self.step_tag}\n" for s in steps)
             return self.tokenizer(text)["input_ids"], self.tag_id
         sep = self.tokenizer.convert_ids_to_tokens(self.sep_id)
-        answer = sep.join(steps) + sep
-        if getattr(self.tokenizer, "chat_template", None):
-            messages = ([{"role": "system", "content": self.system}] if self.system else []) + [
-                {"role": "user", "content": question}, {"role": "assistant", "content": answer}]
-            text = self.tokenizer.apply_chat_template(messages, tokenize=False)
-            return self.tokenizer(text, add_special_tokens=False)["input_ids"], self.sep_id
-        return self.tokenizer(question + "\n" + answer)["input_ids"], self.sep_id
+        return render_separated(self.tokenizer, question, steps, sep, self.system), self.sep_id
 
     def step_scores(self, question: str, solutions: Sequence[list[str]], budget: Budget) -> list[list[float]]:
         """Per solution, one score in [0, 1] per step; NaN where the budget ran out."""

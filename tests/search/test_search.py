@@ -116,3 +116,29 @@ def test_astar_stops_at_the_first_good_terminal():
     model = StepModel()
     res = AStar(k=4, batch=1, threshold=0.8).run(model, Q, TablePRM(), Budget())
     assert res.answer == "7" and len(model.prompts) == 3  # root, good 0, good 1: nothing else expanded
+
+
+def test_search_runs_on_a_speculative_decoder_with_the_same_greedy_result():
+    from fakes import tiny_network, tiny_tokenizer
+    from ponder.models.hf import HFModel
+    from ponder.speculative import early_exit, ngram
+
+    search = BeamSearch(n=2, beam_width=1, max_steps=3, max_step_tokens=8, temperature=0.0, delimiter=" ")
+    q = "Solve step by step. 2 + 2 ="
+    plain = search.run(HFModel(tiny_network(0), tiny_tokenizer()), q, TablePRM(), Budget())
+    for dec in (ngram(num_tokens=3), early_exit(exit_layer=1, num_tokens=2)):
+        fast = search.run(HFModel(tiny_network(0), tiny_tokenizer(), decoder=dec), q, TablePRM(), Budget())
+        assert fast.text == plain.text and [c.text for c in fast.candidates] == [c.text for c in plain.candidates]
+        assert dec.stats["row_steps"] > 0
+
+
+def test_search_strategies_compose_from_config(tiny_folder):
+    from ponder import Generator
+
+    gen = Generator.from_overrides([f"model.path={tiny_folder}", "strategy=particle_filter", "strategy.n=2",
+                                    "strategy.max_steps=2", "strategy.max_step_tokens=6", "verifier=llm_judge",
+                                    "budget.max_generated_tokens=40"])
+    res = gen("2 + 2 =")
+    assert res.usage.generated_tokens <= 40 and res.usage.verifier_calls > 0
+    for name in ("beam_search", "dvts", "astar", "mcts"):
+        Generator.from_overrides([f"model.path={tiny_folder}", f"strategy={name}", "verifier=llm_judge"])
