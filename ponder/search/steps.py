@@ -81,7 +81,8 @@ class Stepper:
         if not hasattr(verifier, "step_scores"):
             raise ConfigError(f"this search strategy needs a process reward model (verifier=prm or llm_judge); "
                               f"verifier {getattr(verifier, 'name', verifier)!r} scores whole solutions only")
-        for node, scores in zip(nodes, verifier.step_scores(question, [n.steps for n in nodes], budget)):
+        known = [n.scores[:len(n.steps) - 1] for n in nodes]  # the parent's steps were scored already
+        for node, scores in zip(nodes, verifier.step_scores(question, [n.steps for n in nodes], budget, known)):
             node.scores = scores
 
 

@@ -24,7 +24,8 @@ class Verifier(Protocol):
 class StepVerifier(Verifier, Protocol):
     """A process reward model: one score per step (`prm`, or `llm_judge` step by step)."""
 
-    def step_scores(self, question: str, solutions: Sequence[list[str]], budget: Budget) -> list[list[float]]: ...
+    def step_scores(self, question: str, solutions: Sequence[list[str]], budget: Budget,
+                    known: Sequence[list[float]] | None = None) -> list[list[float]]: ...
 
 
 __all__ = ["Verifier", "StepVerifier", "ProcessRewardModel", "CodeVerifier", "LLMJudge", "MathVerifier", "RewardModel"]

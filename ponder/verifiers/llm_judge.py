@@ -59,7 +59,12 @@ class LLMJudge(StepScoring):
             return super().score(prompt, candidates, budget)
         return [self.p_yes(self.template.format(question=prompt, solution=c.text), budget) for c in candidates]
 
-    def step_scores(self, question: str, solutions: Sequence[list[str]], budget: Budget) -> list[list[float]]:
-        return [[self.p_yes(self.step_template.format(question=question, step=step,
-                                                      previous="\n\n".join(steps[:i]) or "(none)"), budget)
-                 for i, step in enumerate(steps)] for steps in solutions]
+    def step_scores(self, question: str, solutions: Sequence[list[str]], budget: Budget,
+                    known: Sequence[list[float]] | None = None) -> list[list[float]]:
+        """P(Yes) for each step given the steps before it; `known[i]` holds scores already
+        judged for the first steps of solution i (a search node's parent), reused as they are."""
+        known = known or [[] for _ in solutions]
+        return [list(done) + [self.p_yes(self.step_template.format(
+                    question=question, step=step, previous="\n\n".join(steps[:i]) or "(none)"), budget)
+                 for i, step in enumerate(steps) if i >= len(done)]
+                for steps, done in zip(solutions, known)]

@@ -132,8 +132,10 @@ class ProcessRewardModel(StepScoring):
         sep = self.tokenizer.convert_ids_to_tokens(self.sep_id)
         return render_separated(self.tokenizer, question, steps, sep, self.system), self.sep_id
 
-    def step_scores(self, question: str, solutions: Sequence[list[str]], budget: Budget) -> list[list[float]]:
-        """Per solution, one score in [0, 1] per step; NaN where the budget ran out."""
+    def step_scores(self, question: str, solutions: Sequence[list[str]], budget: Budget,
+                    known: Sequence[list[float]] | None = None) -> list[list[float]]:
+        """Per solution, one score in [0, 1] per step; NaN where the budget ran out. One forward
+        pass scores every step, so scores already `known` are not needed."""
         out = []
         for i, steps in enumerate(solutions):
             if not steps:

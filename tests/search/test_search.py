@@ -50,7 +50,7 @@ class TablePRM(MathVerifier):
     def __init__(self):
         self.calls = 0
 
-    def step_scores(self, question, solutions, budget):
+    def step_scores(self, question, solutions, budget, known=None):
         self.calls += len(solutions)
         budget.charge(verifier_calls=len(solutions))
         return [[0.9 if s.startswith("good") or "is 7" in s else 0.1 for s in steps] for steps in solutions]

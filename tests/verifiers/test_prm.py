@@ -113,3 +113,6 @@ def test_llm_judge_scores_each_step():
     steps = judge.step_scores(QUESTION, [STEPS[:2]], Budget())[0]
     assert steps == pytest.approx([1 / (1 + math.exp(0.5)), 1 / (1 + math.exp(-1.9))])
     assert judge.score(QUESTION, [Candidate("\n\n".join(STEPS[:2]))], Budget()) == pytest.approx([min(steps)])
+    budget = Budget()
+    assert judge.step_scores(QUESTION, [STEPS[:2]], budget, known=[[0.25]]) == [pytest.approx([0.25, steps[1]])]
+    assert budget.usage.verifier_calls == 1  # only the new step was judged

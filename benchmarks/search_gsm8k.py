@@ -1,0 +1,98 @@
+"""Accuracy against compute for every strategy on GSM8K at matched budgets (issue: step-level
+search). Each budget B is given in generated-token equivalents and enforced as a FLOP limit,
+B x (2 x policy parameters), so the PRM's and verifier's forward passes are paid from the same
+budget as generation. Strategies are sized to want more than B (the budget is what stops them).
+
+Per (strategy, budget) results go to benchmarks/results/search/ (resumable: rerun to go on);
+the summary to search-<model>.json and the plot (accuracy against budget, a line per strategy)
+to search-<model>.png.
+
+    PONDER_DATA=../shared/data python benchmarks/search_gsm8k.py --model qwen2.5-coder-0.5b \
+        --prm runs/prm/qwen2.5-coder-0.5b --limit 100 --budgets 1000 2000 4000 8000
+"""
+from __future__ import annotations
+
+import argparse
+import json
+
+from common import RESULTS, save
+from ponder.bench import run_benchmark
+from ponder.generator import Generator
+from ponder.models import load_model
+from ponder.samplers import BestOfN, Greedy, SelfConsistency
+from ponder.search import DVTS, MCTS, AStar, BeamSearch, ParticleFilter
+from ponder.tasks import GSM8K
+from ponder.verifiers import LLMJudge, ProcessRewardModel
+
+STEP = dict(max_step_tokens=160, max_steps=10, temperature=0.8)
+
+
+def strategies(budget: int):
+    n = max(2, budget // 150)  # more samples than the budget pays for: the budget binds
+    width = 4 if n >= 8 else 2
+    n_beam = max(width, n // width * width)
+    return {
+        "greedy": Greedy(max_new_tokens=512),
+        "self_consistency": SelfConsistency(n=n, temperature=0.7, max_new_tokens=512),
+        "best_of_n": BestOfN(n=n, temperature=0.7, max_new_tokens=512),
+        "particle_filter": ParticleFilter(n=min(n, 16), **STEP),
+        "beam_search": BeamSearch(n=n_beam, beam_width=width, **STEP),
+        "dvts": DVTS(n=n_beam, beam_width=width, **STEP),
+        "astar": AStar(k=4, batch=2, threshold=0.8, max_expansions=4 * n, **STEP),
+        "mcts": MCTS(k=3, simulations=4 * n, **STEP),
+    }
+
+
+def plot(summary: dict, path, model: str, problems: int):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for name, by_budget in summary.items():
+        budgets = sorted(by_budget, key=int)
+        acc = [by_budget[b]["accuracy"] for b in budgets]
+        lo = [by_budget[b]["accuracy"] - by_budget[b]["accuracy_ci95"][0] for b in budgets]
+        hi = [by_budget[b]["accuracy_ci95"][1] - by_budget[b]["accuracy"] for b in budgets]
+        ax.errorbar([int(b) for b in budgets], acc, yerr=[lo, hi], marker="o", capsize=3, label=name)
+    ax.set_xscale("log", base=2)
+    ax.set_xlabel("budget per problem (generated-token equivalents, FLOP-enforced)")
+    ax.set_ylabel("accuracy (95% CI)")
+    ax.set_title(f"GSM8K, first {problems} test problems, {model}")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", default="qwen2.5-coder-0.5b")
+    ap.add_argument("--prm", help="PRM folder or hub id (default: the model itself as an LLM-judge PRM)")
+    ap.add_argument("--limit", type=int, default=100)
+    ap.add_argument("--budgets", type=int, nargs="+", default=[1000, 2000, 4000, 8000])
+    ap.add_argument("--only", nargs="*", help="strategy names (default: all)")
+    args = ap.parse_args()
+    model = load_model(args.model)
+    prm = ProcessRewardModel(args.prm) if args.prm else LLMJudge(model, per_step=True)
+    per_token = 2.0 * model.shape.params
+    task = GSM8K(limit=args.limit)
+    summary: dict = {}
+    for budget in args.budgets:
+        for name, strategy in strategies(budget).items():
+            if args.only and name not in args.only:
+                continue
+            gen = Generator(model, strategy, prm if strategy.uses_verifier else None,
+                            budget={"max_flops": budget * per_token})
+            out = RESULTS / "search" / f"{args.model}-{'prm' if args.prm else 'judge'}-{name}-b{budget}.jsonl"
+            s = run_benchmark(gen, task, out)
+            summary.setdefault(name, {})[str(budget)] = s
+            print(f"{name} @ {budget}: accuracy {s['accuracy']:.3f} {s['accuracy_ci95']}, "
+                  f"{s['mean_generated_tokens']:.0f} tokens, {s['mean_flops']:.3g} FLOPs", flush=True)
+    path = save(f"search-{args.model}", {"model": args.model, "prm": args.prm or "llm_judge (self, per step)",
+                                         "problems": args.limit, "budgets": args.budgets, "summary": summary})
+    plot(summary, path.with_suffix(".png"), args.model, args.limit)
+    print(json.dumps({k: {b: round(v["accuracy"], 3) for b, v in d.items()} for k, d in summary.items()}))
+
+
+if __name__ == "__main__":
+    main()
