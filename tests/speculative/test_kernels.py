@@ -67,3 +67,24 @@ def test_decoding_with_the_triton_kernel_is_plain_greedy():
     dec = early_exit(exit_layer=1, num_tokens=2, tree_width=2, attention="triton")
     fast = HFModel(tiny_network(0), tiny_tokenizer(), decoder=dec).generate(["Tom has 3 apples"], params, Budget())
     assert fast[0][0].token_ids == plain[0][0].token_ids
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("dtype,tol", [(torch.bfloat16, 2e-2), (torch.float16, 2e-3), (torch.float32, 1e-4)])
+def test_kernel_matches_reference_on_cuda(dtype, tol):
+    for S, T, D in ((511, 63, 128), (2049, 130, 64)):
+        args = [a.cuda() for a in inputs(2, 12, 2, S, T, D, dtype, seed=S)]
+        torch.testing.assert_close(triton_tree_attention(*args).float(), reference_tree_attention(*args).float(),
+                                   atol=tol, rtol=tol)
+
+
+@pytest.mark.gpu
+def test_cuda_decoding_with_the_kernel_is_plain_greedy():
+    params = SamplingParams(n=2, temperature=0.0, max_new_tokens=24)
+    net = tiny_network(0).cuda()
+    plain = HFModel(net, tiny_tokenizer()).generate(["Tom has 3 apples", "def f(x):"], params, Budget())
+    dec = early_exit(exit_layer=1, num_tokens=3, tree_width=2)  # attention=auto picks the kernel on CUDA
+    fast = HFModel(net, tiny_tokenizer(), decoder=dec)
+    assert dec.attention == "ponder_tree"
+    got = fast.generate(["Tom has 3 apples", "def f(x):"], params, Budget())
+    assert [[c.token_ids for c in r] for r in got] == [[c.token_ids for c in r] for r in plain]

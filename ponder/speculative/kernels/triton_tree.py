@@ -4,8 +4,8 @@ One program computes a block of BLOCK_T tree queries of one (row, head): it stre
 prefix keys and values once per block of BLOCK_N slots (shared by every query in the block,
 masked by the row's prefix validity), then the tree's own nodes under the tree mask, keeping
 an online softmax (running max, sum and output) in fp32. Grouped-query heads read their
-shared KV head. Runs on CPU under TRITON_INTERPRET=1 (fp32/fp16: the interpreter mishandles
-bf16 dots).
+shared KV head. fp32 inputs are multiplied in full fp32 (no TF32). Runs on CPU under
+TRITON_INTERPRET=1 (fp32/fp16: the interpreter mishandles bf16 dots).
 """
 from __future__ import annotations
 
@@ -17,12 +17,12 @@ NEG = -1.0e30  # finite: a block masked for a query contributes exp(NEG - max) =
 
 
 @triton.jit
-def _online_update(s, vblk, m_i, l_i, acc):
+def _online_update(s, vblk, m_i, l_i, acc, PRECISION: tl.constexpr):
     m_new = tl.maximum(m_i, tl.max(s, 1))
     alpha = tl.exp(m_i - m_new)
     p = tl.exp(s - m_new[:, None])
     l_i = l_i * alpha + tl.sum(p, 1)
-    acc = acc * alpha[:, None] + tl.dot(p.to(vblk.dtype), vblk)
+    acc = acc * alpha[:, None] + tl.dot(p.to(vblk.dtype), vblk, input_precision=PRECISION)
     return m_new, l_i, acc
 
 
@@ -30,7 +30,8 @@ def _online_update(s, vblk, m_i, l_i, acc):
 def _tree_attention_kernel(Q, K, V, O, PV, TM, scale,
                            sqb, sqh, sqt, skb, skh, skn, svb, svh, svn, sob, soh, sot, spb, stb, sti,
                            H, GROUPS, T, S, D,
-                           BLOCK_T: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr):
+                           BLOCK_T: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr,
+                           PRECISION: tl.constexpr):
     pid_bh, pid_t = tl.program_id(0), tl.program_id(1)
     b, h = pid_bh // H, pid_bh % H
     kvh = h // GROUPS
@@ -49,9 +50,9 @@ def _tree_attention_kernel(Q, K, V, O, PV, TM, scale,
         kblk = tl.load(k_base + offs_n[None, :] * skn + offs_d[:, None], mask=n_ok[None, :] & d_ok[:, None], other=0.0)
         vblk = tl.load(v_base + offs_n[:, None] * svn + offs_d[None, :], mask=n_ok[:, None] & d_ok[None, :], other=0.0)
         valid = tl.load(PV + b * spb + offs_n, mask=n_ok, other=0) != 0
-        s = tl.dot(q, kblk) * scale
+        s = tl.dot(q, kblk, input_precision=PRECISION) * scale
         s = tl.where(valid[None, :], s, NEG)
-        m_i, l_i, acc = _online_update(s, vblk, m_i, l_i, acc)
+        m_i, l_i, acc = _online_update(s, vblk, m_i, l_i, acc, PRECISION)
     for start in range(0, T, BLOCK_N):  # the tree: each query sees its ancestors and itself
         offs_n = start + tl.arange(0, BLOCK_N)
         n_ok = offs_n < T
@@ -61,9 +62,9 @@ def _tree_attention_kernel(Q, K, V, O, PV, TM, scale,
                        other=0.0)
         seen = tl.load(TM + b * stb + offs_t[:, None] * sti + offs_n[None, :],
                        mask=(offs_t[:, None] < T) & n_ok[None, :], other=0) != 0
-        s = tl.dot(q, kblk) * scale
+        s = tl.dot(q, kblk, input_precision=PRECISION) * scale
         s = tl.where(seen, s, NEG)
-        m_i, l_i, acc = _online_update(s, vblk, m_i, l_i, acc)
+        m_i, l_i, acc = _online_update(s, vblk, m_i, l_i, acc, PRECISION)
     out = acc / l_i[:, None]
     tl.store(O + b * sob + h * soh + offs_t[:, None] * sot + offs_d[None, :], out.to(O.dtype.element_ty),
              mask=(offs_t[:, None] < T) & d_ok[None, :])
@@ -89,5 +90,6 @@ def triton_tree_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, pre
         v.stride(0), v.stride(1), v.stride(2), out.stride(0), out.stride(1), out.stride(2),
         pv.stride(0), tm.stride(0), tm.stride(1),
         H, H // k.shape[1], T, S, D,
-        BLOCK_T=block_t, BLOCK_N=block_n, BLOCK_D=max(16, triton.next_power_of_2(D)))
+        BLOCK_T=block_t, BLOCK_N=block_n, BLOCK_D=max(16, triton.next_power_of_2(D)),
+        PRECISION="ieee" if q.dtype == torch.float32 else "tf32")  # fp32 stays fp32 (no TF32 rounding)
     return out
