@@ -5,8 +5,10 @@ Two formats real hub PRMs use:
 - `token_classification` (Qwen2.5-Math-PRM style): the conversation is rendered with the
   model's chat template, the steps joined and ended by a separator token (`<extra_0>`); a
   two-class head is read at every separator, score = P(class 1).
-- `step_tag` (Math-Shepherd / RLHFlow style): a causal LM reads "question step1 ки\\nstep2 ки\\n";
-  at every tag position the score is P(good) / (P(good) + P(bad)) over the two label tokens.
+- `step_tag` (Math-Shepherd style): a causal LM reads "question step1 ки\\nstep2 ки\\n"; at every
+  tag position the score is P(good) / (P(good) + P(bad)) over the two label tokens.
+- `chat_turns` (RLHFlow style): each step is a user turn answered by the assistant with the good
+  token ("+"); the score is P(good) / (P(good) + P(bad)) where the assistant's reply begins.
 
 Step scores aggregate into one solution score by `last`, `min`, `prod` or `mean`.
 """
@@ -93,12 +95,16 @@ class ProcessRewardModel(StepScoring):
         self.format = format
         if format == "token_classification":
             self.sep_id = self.token_id(separator, "verifier.separator")
-        elif format == "step_tag":
-            self.tag_id = self.token_id(step_tag, "verifier.step_tag")
+        elif format in ("step_tag", "chat_turns"):
+            if format == "step_tag":
+                self.tag_id, self.step_tag = self.token_id(step_tag, "verifier.step_tag"), step_tag
+            elif not getattr(self.tokenizer, "chat_template", None):
+                raise ConfigError(f"verifier.format=chat_turns needs a tokenizer with a chat template; '{path}' has none")
             self.label_ids = [self.token_id(good, "verifier.good"), self.token_id(bad, "verifier.bad")]
-            self.step_tag = step_tag
+            self.good = good
         else:
-            raise ConfigError(f"verifier.format must be auto, token_classification or step_tag; got {format!r}")
+            raise ConfigError(f"verifier.format must be auto, token_classification, step_tag or chat_turns; "
+                              f"got {format!r}")
         self.network = self._load(where, format, pick_dtype(dtype, dev)).to(dev).eval()
         self.shape, self.device = model_shape(self.network), dev
 
@@ -115,7 +121,7 @@ class ProcessRewardModel(StepScoring):
         from transformers import AutoModel, AutoModelForCausalLM, AutoModelForTokenClassification
 
         try:
-            if format == "step_tag":
+            if format in ("step_tag", "chat_turns"):
                 return AutoModelForCausalLM.from_pretrained(where, dtype=dtype)
             try:
                 return AutoModelForTokenClassification.from_pretrained(where, dtype=dtype)
@@ -123,6 +129,19 @@ class ProcessRewardModel(StepScoring):
                 return AutoModel.from_pretrained(where, dtype=dtype, trust_remote_code=True)
         except OSError as e:
             raise ModelNotFound(f"could not load the PRM at {where}: {e}") from None
+
+    def render_turns(self, question: str, steps: list[str]) -> tuple[list[int], list[int]]:
+        """chat_turns: token ids of the whole conversation and, per step, the position whose
+        logits predict the assistant's reply to it (found by rendering each prefix)."""
+        conv, starts = [], []
+        for k, step in enumerate(steps):
+            conv.append({"role": "user", "content": f"{question} {step}" if k == 0 else step})
+            starts.append(len(self.tokenizer.apply_chat_template(conv, tokenize=False, add_generation_prompt=True)))
+            conv.append({"role": "assistant", "content": self.good})
+        enc = self.tokenizer(self.tokenizer.apply_chat_template(conv, tokenize=False), add_special_tokens=False,
+                             return_offsets_mapping=True)
+        spans = enc["offset_mapping"]
+        return enc["input_ids"], [next(i for i, (a, b) in enumerate(spans) if b > s) - 1 for s in starts]
 
     def render(self, question: str, steps: list[str]) -> tuple[list[int], int]:
         """Token ids of the conversation and the token id whose positions carry step scores."""
@@ -141,8 +160,12 @@ class ProcessRewardModel(StepScoring):
             if not steps:
                 out.append([])
                 continue
-            ids, marker = self.render(question, steps)
-            ids = ids[-self.max_length:]
+            if self.format == "chat_turns":
+                ids, where = self.render_turns(question, steps)
+            else:
+                ids, marker = self.render(question, steps)
+            cut = max(0, len(ids) - self.max_length)
+            ids = ids[cut:]
             flops = self.shape.forward_flops(len(ids), 0)
             if budget.affordable_verifier_calls(1) < 1 or not budget.can_prefill(len(ids), flops):
                 out.extend([[float("nan")] * len(s) for s in solutions[i:]])
@@ -151,8 +174,11 @@ class ProcessRewardModel(StepScoring):
                 x = torch.tensor([ids], device=self.device)
                 logits = self.network(input_ids=x)[0][0].float()  # [seq, labels or vocab]
             budget.charge(verifier_calls=1, prompt_tokens=len(ids), forward_passes=1, flops=flops)
-            at = logits[x[0] == marker]
-            if self.format == "step_tag":
+            if self.format == "chat_turns":
+                at = logits[torch.tensor([w - cut for w in where if w >= cut], dtype=torch.long)]
+            else:
+                at = logits[x[0] == marker]
+            if self.format != "token_classification":
                 probs = at[:, self.label_ids].softmax(-1)[:, 0]
             else:
                 probs = at.softmax(-1)[:, 1]

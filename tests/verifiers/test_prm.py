@@ -89,6 +89,39 @@ def test_step_tag_prm(shepherd_prm):
     assert prm.score(QUESTION, [solution], Budget()) == pytest.approx([math.prod(want.tolist())], abs=1e-5)
 
 
+@pytest.fixture(scope="module")
+def rlhflow_prm(tmp_path_factory):
+    """A tiny causal LM with a chat template (the RLHFlow format: steps as user turns)."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    tok = tokenizer_with(chat=True)
+    cfg = LlamaConfig(vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                      num_attention_heads=4, num_key_value_heads=2)
+    torch.manual_seed(2)
+    folder = tmp_path_factory.mktemp("rlhflow-prm")
+    LlamaForCausalLM(cfg).save_pretrained(folder)
+    tok.save_pretrained(folder)
+    return str(folder)
+
+
+def test_chat_turns_prm(rlhflow_prm):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    prm = ProcessRewardModel(rlhflow_prm, format="chat_turns")
+    got = prm.step_scores(QUESTION, [STEPS], Budget())[0]
+    tok, net = AutoTokenizer.from_pretrained(rlhflow_prm), AutoModelForCausalLM.from_pretrained(rlhflow_prm)
+    good, bad = tok("+", add_special_tokens=False)["input_ids"][0], tok("-", add_special_tokens=False)["input_ids"][0]
+    want, conv = [], []
+    for k, step in enumerate(STEPS):  # RLHFlow's reference: one pass per step, logits 3 from the end
+        conv += [{"role": "user", "content": f"{QUESTION} {step}" if k == 0 else step},
+                 {"role": "assistant", "content": "+"}]
+        ids = tok(tok.apply_chat_template(conv, tokenize=False), add_special_tokens=False)["input_ids"]
+        assert ids[-2] == good  # "+" then <eos>
+        logits = net(input_ids=torch.tensor([ids])).logits[0, -3]
+        want.append(torch.softmax(logits[[good, bad]], -1)[0].item())
+    assert got == pytest.approx(want, abs=1e-5)
+
+
 def test_prm_budget_and_bad_settings(shepherd_prm, tiny_folder):
     prm = ProcessRewardModel(shepherd_prm)
     budget = Budget(max_verifier_calls=1)
