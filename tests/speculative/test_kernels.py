@@ -47,11 +47,21 @@ def test_split_mask_reads_the_decoders_additive_mask():
     assert torch.equal(got_pv, pv) and torch.equal(got_tree, tree)
 
 
+def tiny_qwen2():
+    from transformers import Qwen2Config, Qwen2ForCausalLM
+
+    cfg = Qwen2Config(vocab_size=len(tiny_tokenizer()), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                      num_attention_heads=4, num_key_value_heads=2)
+    torch.manual_seed(0)
+    return Qwen2ForCausalLM(cfg).eval()
+
+
 @torch.inference_mode()
+@pytest.mark.parametrize("arch", ["llama", "qwen2"])
 @pytest.mark.parametrize("attention", ["ponder_tree", "ponder_tree_reference"])
-def test_registered_attention_verifies_trees_inside_the_model(attention):
+def test_registered_attention_verifies_trees_inside_the_model(attention, arch):
     register()
-    net = tiny_network(0)
+    net = tiny_network(0) if arch == "llama" else tiny_qwen2()
     prompts = [[5, 9, 14, 20, 7], [3, 8]]
     blocks, parents = [[1, 11, 12, 13, 14], [1, 40, 41]], [[0, 0, 1, 3], [0, 1]]
     want = prefix_rows(net, prompts).forward(blocks, parents)
