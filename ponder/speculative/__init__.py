@@ -13,17 +13,17 @@ from ponder.speculative.tree import Draft, TokenTree
 
 
 def draft_model(draft: str = "qwen2.5-coder-0.5b", num_tokens: int = 4, tree_width: int = 1,
-                attention: str = "auto") -> SpeculativeDecoder:
-    return SpeculativeDecoder(DraftModelProposer(draft, num_tokens, tree_width), attention)
+                min_confidence: float = 0.0, attention: str = "auto") -> SpeculativeDecoder:
+    return SpeculativeDecoder(DraftModelProposer(draft, num_tokens, tree_width, min_confidence), attention)
 
 
 def ngram(num_tokens: int = 8, max_ngram: int = 3, min_ngram: int = 1, attention: str = "auto") -> SpeculativeDecoder:
     return SpeculativeDecoder(NGramProposer(num_tokens, max_ngram, min_ngram), attention)
 
 
-def early_exit(exit_layer: int = 8, num_tokens: int = 4, tree_width: int = 1, attention: str = "auto"
-               ) -> SpeculativeDecoder:
-    return SpeculativeDecoder(EarlyExitProposer(exit_layer, num_tokens, tree_width), attention)
+def early_exit(exit_layer: int = 8, num_tokens: int = 4, tree_width: int = 1, min_confidence: float = 0.0,
+               attention: str = "auto") -> SpeculativeDecoder:
+    return SpeculativeDecoder(EarlyExitProposer(exit_layer, num_tokens, tree_width, min_confidence), attention)
 
 
 def medusa(heads: str, tree_width: int = 2, choices=None, acceptance: str = "exact", typical_threshold: float = 0.09,

@@ -13,16 +13,18 @@ from ponder.speculative.tree import Draft, TokenTree
 
 
 def draft_steps(kv: KVRows, blocks: list[list[int]], vocab: int, k: int, width: int, temps, top_p, top_k,
-                generator) -> tuple[list[Draft], list[list[int]]]:
+                generator, min_confidence: float = 0.0) -> tuple[list[Draft], list[list[int]], int]:
     """Run a drafter on kv: feed each row's block (a chain ending in its pending token), then
-    draft k tokens per row with k forward passes in all. Returns the drafts and the chain
-    tokens fed back to the drafter (x_1..x_{k-1}). With width > 1 the drafts are the
-    top-`width` tree around the greedy chain; otherwise chains sampled at the rows'
-    temperatures, carrying their probabilities."""
+    draft up to k tokens per row. Returns the drafts, the chain tokens fed back to the drafter,
+    and the forward passes made. With width > 1 the drafts are the top-`width` tree around the
+    greedy chain; otherwise chains sampled at the rows' temperatures, carrying their
+    probabilities. A row's draft ends before the first token whose draft probability is below
+    `min_confidence` (a wrong guess costs verification compute), and drafting stops once every
+    row's has ended."""
     logits = kv.forward(blocks, [list(range(len(b) - 1)) for b in blocks])
     kv.commit([list(range(len(b))) for b in blocks])
     last = logits[torch.arange(len(blocks)), torch.tensor([len(b) - 1 for b in blocks])]
-    chosen, qs, ranked = [], [], []
+    chosen, qs, ranked, conf = [], [], [], []
     for step in range(k):
         last = last[:, :vocab]
         if last.shape[-1] < vocab:  # a draft vocabulary smaller than the target's
@@ -35,24 +37,31 @@ def draft_steps(kv: KVRows, blocks: list[list[int]], vocab: int, k: int, width: 
             x = torch.where(temps == 0, last.argmax(-1), draw(q, generator))
             qs.append(q)
         chosen.append(x)
-        if step < k - 1:
+        conf.append(torch.softmax(last, -1).gather(-1, x[:, None])[:, 0] >= min_confidence)
+        sure = torch.stack(conf, 1).cumprod(1)  # [rows, drafted]: still confident up to here
+        if step < k - 1 and sure[:, -1].any():
             last = kv.forward([[t] for t in x.tolist()], [[] for _ in blocks])[:, 0]
             kv.commit([[0]] * len(blocks))
-    tokens = torch.stack(chosen, 1).tolist()
+        else:
+            break
+    tokens, keep = torch.stack(chosen, 1).tolist(), sure.sum(1).tolist()
     fed = [t[:-1] for t in tokens]
     if width > 1:
-        tree, cands = TokenTree.top_k(width, k), torch.stack(ranked, 1)  # [rows, k, width]
-        return [tree.draft(c) for c in cands], fed
-    q = torch.stack(qs, 1)  # [rows, k, vocab]
-    return [Draft.chain(t, None if temps[r] == 0 else q[r]) for r, t in enumerate(tokens)], fed
+        tree, cands = TokenTree.top_k(width, len(chosen)), torch.stack(ranked, 1)  # [rows, depth, width]
+        drafts = [tree.draft(c) for c in cands]
+        cut = [Draft(d.tokens[:n * width], d.parents[:n * width]) for d, n in zip(drafts, keep)]
+        return cut, fed, len(chosen)
+    q = torch.stack(qs, 1)  # [rows, depth, vocab]
+    return [Draft.chain(t[:n], None if temps[r] == 0 else q[r, :n]) for r, (t, n) in enumerate(zip(tokens, keep))], \
+        fed, len(chosen)
 
 
 class DraftModelProposer:
     """`draft`: a preset, hub id or path (loaded on the target's device and dtype), or a
     loaded HFModel. Its tokenizer must be the target's."""
 
-    def __init__(self, draft, num_tokens: int = 4, tree_width: int = 1):
-        self.spec = draft
+    def __init__(self, draft, num_tokens: int = 4, tree_width: int = 1, min_confidence: float = 0.0):
+        self.spec, self.min_confidence = draft, check_number("decoder.min_confidence", min_confidence, 0, 1)
         self.k = check_number("decoder.num_tokens", num_tokens, minimum=1, integer=True)
         self.width = check_number("decoder.tree_width", tree_width, minimum=1, integer=True)
         self.kv = None
@@ -86,9 +95,10 @@ class DraftModelProposer:
         if self.kv is None or meter.affordable_rows(1, flops) < 1:
             self.fed = [[] for _ in contexts]
             return [Draft() for _ in contexts]
-        drafts, self.fed = draft_steps(self.kv, blocks, self.vocab, self.k, self.width, temperatures, top_p, top_k,
-                                       generator)
-        meter.charge(generated_tokens=sum(len(d) for d in drafts), forward_passes=self.k, flops=flops)
+        drafts, self.fed, passes = draft_steps(self.kv, blocks, self.vocab, self.k, self.width, temperatures, top_p,
+                                               top_k, generator, self.min_confidence)
+        meter.charge(generated_tokens=sum(len(d) for d in drafts), forward_passes=passes,
+                     flops=flops * passes / self.k)
         return drafts
 
     def commit(self, rows, paths, drafts) -> None:

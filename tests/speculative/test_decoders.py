@@ -34,6 +34,8 @@ def decoders():
         "early_exit_tree": early_exit(exit_layer=1, num_tokens=3, tree_width=3),
         "draft_model": draft_model(near_draft(), num_tokens=3),
         "draft_model_tree": draft_model(near_draft(), num_tokens=2, tree_width=2),
+        "draft_model_confident": draft_model(near_draft(), num_tokens=4, min_confidence=0.6),
+        "early_exit_tree_confident": early_exit(exit_layer=1, num_tokens=3, tree_width=2, min_confidence=0.5),
         "unrelated_draft": draft_model(HFModel(tiny_network(1), tiny_tokenizer()), num_tokens=3),
         "self_draft": draft_model(HFModel(tiny_network(0), tiny_tokenizer()), num_tokens=5),
     }
@@ -167,3 +169,11 @@ def test_real_smollm2_speculative_greedy_is_plain_greedy(smollm2):
                 medusa(MedusaHeads(cfg.hidden_size, cfg.vocab_size, num_heads=3), tree_width=2)):
         fast = HFModel(smollm2.network, smollm2.tokenizer, decoder=dec)
         assert [r[0].token_ids for r in fast.generate(prompts, params, Budget())] == want
+
+
+def test_low_confidence_drafts_are_cut_short():
+    sure, unsure = decoders()["draft_model"], draft_model(near_draft(), num_tokens=3, min_confidence=0.99)
+    params = SamplingParams(n=1, temperature=0.0, max_new_tokens=20)
+    for dec in (sure, unsure):
+        model(dec).generate(PROMPTS[:2], params, Budget())
+    assert unsure.stats["drafted"] < sure.stats["drafted"]
