@@ -7,6 +7,10 @@ particles are then resampled from those weights (multinomial or systematic), so 
 partial solutions multiply and poor ones die out. Finished particles keep their weight and are
 resampled with the rest. The answer is the heaviest particle's (`answer: best`) or the answer
 with the largest total weight (`answer: vote`).
+
+`gibbs_iterations` > 0 adds particle Gibbs (the paper's iterated variant): each further
+filter keeps the previous filter's best finished particle as a reference trajectory that
+always survives resampling, while the other n - 1 particles are drawn afresh.
 """
 from __future__ import annotations
 
@@ -30,8 +34,11 @@ class ParticleFilter:
     uses_verifier = True
 
     def __init__(self, n: int = 8, weight_temperature: float = 1.0, resampling: str = "systematic",
-                 answer: str = "best", score: str = "last", **step):
+                 answer: str = "best", score: str = "last", gibbs_iterations: int = 0, **step):
         self.n = check_number("strategy.n", n, minimum=1, integer=True)
+        self.gibbs_iterations = check_number("strategy.gibbs_iterations", gibbs_iterations, minimum=0, integer=True)
+        if gibbs_iterations and n < 2:
+            raise ConfigError("particle Gibbs needs strategy.n >= 2 (one particle follows the reference)")
         self.temp = check_number("strategy.weight_temperature", weight_temperature, minimum=1e-6)
         if resampling not in ("multinomial", "systematic"):
             raise ConfigError(f"strategy.resampling must be multinomial or systematic; got {resampling!r}")
@@ -51,26 +58,53 @@ class ParticleFilter:
     def run(self, model, prompt: str, verifier, budget: Budget):
         stepper = Stepper(**self.step)
         g = torch.Generator().manual_seed(stepper.seed or 0)
-        particles = stepper.expand(model, prompt, [Node()], self.n, verifier, budget)[0]
+        particles, trace = self.filter(model, prompt, verifier, budget, stepper, g, None)
+        for it in range(self.gibbs_iterations):
+            if budget.exhausted or not particles:
+                break
+            finished = [p for p in particles if p.done] or particles
+            reference = finished[int(self.weights(finished).argmax())]
+            particles, more = self.filter(model, prompt, verifier, budget, stepper, g, reference)
+            trace += [{"gibbs_iteration": it + 1, **t} for t in more]
+        if self.answer == "vote" and particles:
+            return self.vote(particles, stepper, verifier, budget, trace)
+        return node_result(particles, stepper, verifier, budget, self.how, trace)
+
+    def filter(self, model, prompt, verifier, budget, stepper, g, reference: Node | None):
+        """One particle filter. With a reference trajectory (particle Gibbs, conditional SMC)
+        the last particle follows the reference step by step and always survives resampling,
+        the other n - 1 are resampled from the weights of all n."""
+        fresh = self.n - (reference is not None)
+
+        def ref_at(t: int) -> Node:
+            steps = reference.steps[:t + 1]
+            return Node(steps, reference.scores[:t + 1], len(steps) == len(reference.steps), reference.tokens,
+                        reference.logprob, reference.answer if len(steps) == len(reference.steps) else None)
+
+        particles = stepper.expand(model, prompt, [Node()], fresh, verifier, budget)[0] if fresh else []
         stepper.score(verifier, prompt, particles, budget)
-        trace = []
+        if reference is not None:
+            particles.append(ref_at(0))
+        trace, t = [], 0
         while particles and not budget.exhausted:
             w = self.weights(particles)
-            picked = resample(w, self.n, self.resampling, g)
-            particles = [particles[i] for i in picked]
+            picked = resample(w, fresh, self.resampling, g)
+            ref = particles[-1] if reference is not None else None
+            particles = [particles[i] for i in picked] + ([ref] if ref is not None else [])
             trace.append({"round": stepper.round, "ess": float(1.0 / (w ** 2).sum()),
                           "unique_parents": len(set(picked)), "finished": sum(p.done for p in particles)})
-            live = [i for i, p in enumerate(particles) if not p.done]
-            if not live:
+            live = [i for i, p in enumerate(particles[:fresh]) if not p.done]
+            if not live and (ref is None or ref.done):
                 break
-            kids = stepper.expand(model, prompt, [particles[i] for i in live], 1, verifier, budget)
+            kids = stepper.expand(model, prompt, [particles[i] for i in live], 1, verifier, budget) if live else []
             grown = [(i, k[0]) for i, k in zip(live, kids) if k]
             stepper.score(verifier, prompt, [c for _, c in grown], budget)
             for i, child in grown:
                 particles[i] = child
-        if self.answer == "vote" and particles:
-            return self.vote(particles, stepper, verifier, budget, trace)
-        return node_result(particles, stepper, verifier, budget, self.how, trace)
+            t += 1
+            if ref is not None and not ref.done:
+                particles[-1] = ref_at(t)
+        return particles, trace
 
     def vote(self, particles, stepper, verifier, budget, trace):
         """The answer with the largest total weight among finished particles."""

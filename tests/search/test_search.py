@@ -60,6 +60,7 @@ class TablePRM(MathVerifier):
                                       ParticleFilter(n=8, weight_temperature=0.1),
                                       ParticleFilter(n=8, weight_temperature=0.1, resampling="multinomial",
                                                      answer="vote"),
+                                      ParticleFilter(n=4, weight_temperature=0.1, gibbs_iterations=2),
                                       AStar(k=4, batch=1, threshold=0.8), MCTS(k=4, simulations=12),
                                       MCTS(k=4, simulations=12, rollout=True)])
 def test_search_follows_the_prm_to_the_right_answer(strategy):
@@ -142,3 +143,12 @@ def test_search_strategies_compose_from_config(tiny_folder):
     assert res.usage.generated_tokens <= 40 and res.usage.verifier_calls > 0
     for name in ("beam_search", "dvts", "astar", "mcts"):
         Generator.from_overrides([f"model.path={tiny_folder}", f"strategy={name}", "verifier=llm_judge"])
+
+
+def test_particle_gibbs_keeps_the_reference_and_spends_more():
+    model, budget = StepModel(), Budget()
+    one = ParticleFilter(n=4, weight_temperature=0.1).run(StepModel(), Q, TablePRM(), Budget())
+    res = ParticleFilter(n=4, weight_temperature=0.1, gibbs_iterations=1).run(model, Q, TablePRM(), budget)
+    assert res.answer == "7" and any("gibbs_iteration" in t for t in res.trace)
+    assert budget.usage.generated_tokens > one.usage.generated_tokens
+    assert model.prompts.count(Q) == 2  # a second filter started from the question, the reference kept
