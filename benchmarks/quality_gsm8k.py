@@ -12,7 +12,8 @@ problem are exact (the budget module's FLOP model); seconds are the batch's wall
 out by generated tokens.
 
 Per-problem lines go to benchmarks/results/quality/ (resumable: rerun to continue); the
-summary to quality-<model>.json and a plot to quality-<model>.png.
+summary to quality-<model>.json (strategies compared on the problems all of them have done, and
+each on all it has done) and a plot to quality-<model>.png.
 
     PONDER_DATA=../shared/data python benchmarks/quality_gsm8k.py --model qwen2.5-coder-0.5b
 """
@@ -105,8 +106,8 @@ def main():
     ap.add_argument("--max-new-tokens", type=int, default=512)
     ap.add_argument("--greedy-batch", type=int, default=32, help="problems per greedy backend call")
     ap.add_argument("--sample-batch", type=int, default=8, help="problems per sampling call (8 rows each)")
+    ap.add_argument("--summary-only", action="store_true", help="summarise and plot what the files hold; no decoding")
     args = ap.parse_args()
-    model = load_model(args.model, max_batch_rows=max(args.greedy_batch, 8 * args.sample_batch))
     task = GSM8K(limit=args.limit)
     problems = list(task)
     files = {name: RESULTS / "quality" / f"{args.model}-{name}-t{args.max_new_tokens}.jsonl"
@@ -115,6 +116,8 @@ def main():
         path.parent.mkdir(parents=True, exist_ok=True)
         drop_partial_line(path)
     done = {name: {r["id"] for r in read_results(p)} for name, p in files.items()}
+    model = None if args.summary_only else load_model(args.model, max_batch_rows=max(args.greedy_batch,
+                                                                                      8 * args.sample_batch))
 
     def run(names, n, temperature, size):
         todo = [p for p in problems if any(p.id not in done[name] for name in names)]
@@ -138,13 +141,18 @@ def main():
             print(f"{'/'.join(names)}: {start + len(chunk)}/{len(todo)} problems, {all_tokens} tokens "
                   f"in {wall:.0f} s ({all_tokens / wall:.1f} tok/s)", flush=True)
 
-    run(["greedy"], 1, 0.0, args.greedy_batch)
-    run(["self_consistency_n8", "adaptive_consistency_n8"], 8, 0.7, args.sample_batch)
-    summaries = {name: summarize(read_results(p)) for name, p in files.items()}
+    if model is not None:
+        run(["greedy"], 1, 0.0, args.greedy_batch)
+        run(["self_consistency_n8", "adaptive_consistency_n8"], 8, 0.7, args.sample_batch)
+    rows = {name: read_results(p) for name, p in files.items()}
+    common = set.intersection(*({r["id"] for r in rs} for rs in rows.values()))
+    summaries = {name: summarize([r for r in rs if r["id"] in common]) for name, rs in rows.items()}
     for name, s in summaries.items():
-        print(f"== {name}\n{format_summary(s)}")
+        print(f"== {name}, the {len(common)} problems every strategy has done\n{format_summary(s)}")
     path = save(f"quality-{args.model}", {"model": args.model, "task": f"gsm8k test[:{args.limit}]",
-                                          "max_new_tokens": args.max_new_tokens, "strategies": summaries})
+                                          "max_new_tokens": args.max_new_tokens, "common_problems": len(common),
+                                          "strategies": summaries,
+                                          "all_done": {name: summarize(rs) for name, rs in rows.items()}})
     plot(summaries, path.with_suffix(".png"))
     print(json.dumps({k: round(v["accuracy"], 3) for k, v in summaries.items()}))
 
