@@ -76,6 +76,14 @@ def main():
     tasks = {"gsm8k": GSM8K(limit=args.prompts), "humaneval": HumanEval(limit=args.prompts)}
     prompts = {name: [plain.chat(p.question) for p in task] for name, task in tasks.items()}
     timed(plain, prompts["gsm8k"][:1], 1, 4)  # warm-up
+    fast = {}  # one model (and one loaded draft) per decoder, sharing the target's weights
+    for spec in args.decoders:
+        name, kw = parse(spec)
+        fast[spec] = type(plain)(plain.network, plain.tokenizer, name=plain.name, decoder=build(name, kw),
+                                 max_batch_rows=plain.max_batch_rows)
+    drafts = {m.decoder.proposer.draft.name: m.decoder.proposer.draft.network for m in fast.values()
+              if hasattr(getattr(m.decoder, "proposer", None), "draft")}
+    draft_net = drafts.get(args.hf_draft) or (load_model(args.hf_draft).network if args.hf_draft else None)
     rows = []
     for task, ps in prompts.items():
         for batch in args.batch:
@@ -83,25 +91,22 @@ def main():
             n_tokens = sum(map(len, base))
             row = {"task": task, "batch": batch, "plain_tok_s": n_tokens / base_s, "decoders": {}}
             print(f"{task} batch {batch}: plain {row['plain_tok_s']:.2f} tok/s", flush=True)
-            for spec in args.decoders:
-                name, kw = parse(spec)
-                dec = build(name, kw)
-                fast = type(plain)(plain.network, plain.tokenizer, name=plain.name, decoder=dec,
-                                   max_batch_rows=plain.max_batch_rows)
-                outs, secs = timed(fast, ps, batch, args.tokens)
-                st = dec.stats
+            for spec, model in fast.items():
+                before = dict(model.decoder.stats)
+                outs, secs = timed(model, ps, batch, args.tokens)
+                steps = model.decoder.stats["row_steps"] - before["row_steps"]
+                emitted = model.decoder.stats["emitted"] - before["emitted"]
                 row["decoders"][spec] = {"tok_s": n_tokens / secs, "speedup": base_s / secs,
-                                         "tokens_per_target_pass": st["emitted"] / max(st["row_steps"], 1),
+                                         "tokens_per_target_pass": emitted / max(steps, 1),
                                          "identical_to_plain": same(outs, base)}
                 print(f"  {spec}: {n_tokens / secs:.2f} tok/s, {base_s / secs:.2f}x plain, "
                       f"{row['decoders'][spec]['tokens_per_target_pass']:.2f} tokens/pass, "
                       f"identical={row['decoders'][spec]['identical_to_plain']}", flush=True)
             if batch == 1:
-                draft_net = load_model(args.hf_draft).network if args.hf_draft else None
-                for label, how in (("hf_assisted", {"assistant_model": draft_net}),
-                                   ("hf_prompt_lookup", {"prompt_lookup_num_tokens": 8})):
-                    if label == "hf_assisted" and draft_net is None:
-                        continue
+                baselines = [("hf_prompt_lookup", {"prompt_lookup_num_tokens": 8})]
+                if draft_net is not None:
+                    baselines.insert(0, ("hf_assisted", {"assistant_model": draft_net}))
+                for label, how in baselines:
                     outs, secs = hf_assisted(plain, ps, args.tokens, **how)
                     row[label] = {"tok_s": n_tokens / secs, "speedup": base_s / secs,
                                   "identical_to_plain": same(outs, base)}

@@ -10,9 +10,9 @@ import heapq
 import itertools
 
 from ponder.budget import Budget
-from ponder.errors import ConfigError, check_number
+from ponder.errors import check_number
 from ponder.search.steps import Node, Stepper, node_result
-from ponder.verifiers.prm import AGGREGATES
+from ponder.verifiers.prm import check_aggregate
 
 
 class AStar:
@@ -25,9 +25,7 @@ class AStar:
         self.threshold = check_number("strategy.threshold", threshold)
         self.max_expansions = check_number("strategy.max_expansions", max_expansions, minimum=1, integer=True)
         self.depth_penalty = check_number("strategy.depth_penalty", depth_penalty, minimum=0)
-        if score not in AGGREGATES:
-            raise ConfigError(f"strategy.score must be one of {', '.join(AGGREGATES)}; got {score!r}")
-        self.how, self.step = score, step
+        self.how, self.step = check_aggregate("strategy.score", score), step
         Stepper(**step)
 
     def cost(self, node: Node) -> float:

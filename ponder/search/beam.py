@@ -13,7 +13,7 @@ from __future__ import annotations
 from ponder.budget import Budget
 from ponder.errors import ConfigError, check_number
 from ponder.search.steps import Node, Stepper, node_result
-from ponder.verifiers.prm import AGGREGATES
+from ponder.verifiers.prm import check_aggregate
 
 
 class BeamSearch:
@@ -24,9 +24,7 @@ class BeamSearch:
         self.beam_width = check_number("strategy.beam_width", beam_width, minimum=1, integer=True)
         if n % beam_width:
             raise ConfigError(f"strategy.n={n} must be a multiple of strategy.beam_width={beam_width}")
-        if score not in AGGREGATES:
-            raise ConfigError(f"strategy.score must be one of {', '.join(AGGREGATES)}; got {score!r}")
-        self.how, self.step = score, step
+        self.how, self.step = check_aggregate("strategy.score", score), step
         Stepper(**step)  # bad step settings fail now
 
     def first(self) -> tuple[list[Node], int]:

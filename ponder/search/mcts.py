@@ -9,10 +9,10 @@ import math
 from dataclasses import dataclass, field
 
 from ponder.budget import Budget
-from ponder.errors import ConfigError, check_number
+from ponder.errors import check_number
 from ponder.search.steps import Node, Stepper, node_result
 from ponder.types import SamplingParams
-from ponder.verifiers.prm import AGGREGATES
+from ponder.verifiers.prm import check_aggregate
 
 
 @dataclass
@@ -36,9 +36,7 @@ class MCTS:
         self.k = check_number("strategy.k", k, minimum=1, integer=True)
         self.simulations = check_number("strategy.simulations", simulations, minimum=1, integer=True)
         self.c = check_number("strategy.c_puct", c_puct, minimum=0)
-        if score not in AGGREGATES:
-            raise ConfigError(f"strategy.score must be one of {', '.join(AGGREGATES)}; got {score!r}")
-        self.rollout, self.how, self.step = rollout, score, step
+        self.rollout, self.how, self.step = rollout, check_aggregate("strategy.score", score), step
         Stepper(**step)
 
     def select(self, parent: TreeNode) -> TreeNode:

@@ -19,7 +19,7 @@ import torch
 from ponder.budget import Budget
 from ponder.errors import ConfigError, check_number
 from ponder.search.steps import Node, Stepper, node_result
-from ponder.verifiers.prm import AGGREGATES
+from ponder.verifiers.prm import check_aggregate
 
 
 def resample(weights: torch.Tensor, n: int, how: str, generator: torch.Generator) -> list[int]:
@@ -44,9 +44,8 @@ class ParticleFilter:
             raise ConfigError(f"strategy.resampling must be multinomial or systematic; got {resampling!r}")
         if answer not in ("best", "vote"):
             raise ConfigError(f"strategy.answer must be best or vote; got {answer!r}")
-        if score not in AGGREGATES:
-            raise ConfigError(f"strategy.score must be one of {', '.join(AGGREGATES)}; got {score!r}")
-        self.resampling, self.answer, self.how, self.step = resampling, answer, score, step
+        self.resampling, self.answer, self.step = resampling, answer, step
+        self.how = check_aggregate("strategy.score", score)
         Stepper(**step)
 
     def weights(self, particles: list[Node]) -> torch.Tensor:

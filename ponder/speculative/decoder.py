@@ -15,7 +15,7 @@ from ponder.budget import Budget, ModelShape
 from ponder.decoding.plain import DecodeBatch, RowOutput
 from ponder.decoding.sampling import processed_probs, sample_tokens
 from ponder.decoding.stops import StopRule
-from ponder.speculative.tree import Draft, ancestors
+from ponder.speculative.tree import ancestors, depths
 from ponder.speculative.verify import accept
 
 
@@ -74,7 +74,7 @@ class KVRows:
         tree = torch.zeros(rows, width, width, dtype=torch.bool, device=dev)
         for r, (block, par) in enumerate(zip(blocks, parents)):
             ids[r, :len(block)] = torch.tensor(block)
-            pos[r, :len(block)] = self.lengths[r] + torch.tensor(Draft(block[1:], par).depths())
+            pos[r, :len(block)] = self.lengths[r] + torch.tensor(depths(par))
             tree[r] = ancestors(par, width)
         seen = torch.cat([self.mask.bool()[:, None, :].expand(rows, width, slots), tree], dim=-1)
         dtype = self.network.dtype
@@ -212,9 +212,16 @@ class SpeculativeDecoder:
                 active, drafts, blocks, temps = active[:allowed], drafts[:allowed], blocks[:allowed], temps[:allowed]
             logits = kv.forward(blocks, [d.parents for d in drafts])
             budget.charge(forward_passes=1, flops=sum(flops[:len(active)]))
-            width, vocab = logits.shape[1:]
-            probs = processed_probs(logits.reshape(-1, vocab), temps.repeat_interleave(width), top_p, top_k)
-            probs, logp = probs.view(-1, width, vocab), torch.log_softmax(logits, -1)
+            # greedy rows walk the argmax, which the logits give; only sampled rows need the
+            # processed distribution
+            probs, sampled = logits, temps > 0
+            if sampled.any():
+                width, vocab = logits.shape[1:]
+                probs = logits.clone()
+                probs[sampled] = processed_probs(logits[sampled].reshape(-1, vocab),
+                                                 temps[sampled].repeat_interleave(width), top_p, top_k
+                                                 ).view(-1, width, vocab)
+            norm = logits.logsumexp(-1)  # [rows, width]: log-probabilities of emitted tokens only
             paths, going = [], []
             for j, r in enumerate(active):
                 path, nxt = accept(probs[j], drafts[j], bool(temps[j] == 0), generator, self.typical)
@@ -225,7 +232,7 @@ class SpeculativeDecoder:
                         out.finish_reason = "budget"
                         break
                     out.token_ids.append(tok)
-                    out.logprobs.append(float(logp[j, node, tok]))
+                    out.logprobs.append(float(logits[j, node, tok] - norm[j, node]))
                     budget.charge(generated_tokens=1)
                     self.stats["emitted"] += 1
                     if (reason := stop.check(out.token_ids)) is not None:

@@ -30,5 +30,5 @@ class NGramProposer:
 
     def propose(self, rows, contexts, temperatures, top_p, top_k, generator, budget) -> list[Draft]:
         drafts = [Draft.chain(self.lookup(c)) for c in contexts]
-        budget.charge(draft_tokens=sum(len(d) for d in drafts))
+        budget.draft_meter().charge(generated_tokens=sum(len(d) for d in drafts))
         return drafts

@@ -42,11 +42,12 @@ class Draft:
             kids[p].append(i + 1)
         return kids
 
-    def depths(self) -> list[int]:
-        d = [0]
-        for p in self.parents:
-            d.append(d[p] + 1)
-        return d
+def depths(parents: Sequence[int]) -> list[int]:
+    """Depth of the root and of every node of a tree given by its parents (position offsets)."""
+    d = [0]
+    for p in parents:
+        d.append(d[p] + 1)
+    return d
 
 
 def ancestors(parents: Sequence[int], size: int) -> torch.Tensor:

@@ -27,7 +27,8 @@ def accept(probs: torch.Tensor, draft: Draft, greedy: bool, generator: torch.Gen
            typical: tuple[float, float] | None = None) -> tuple[list[int], int]:
     """The accepted nodes (root excluded, in order) and the token that follows them.
 
-    probs [1 + T, vocab]: the target's (processed) distribution after each node.
+    probs [1 + T, vocab]: the target's (processed) distribution after each node; for a greedy
+    row anything with the target's argmax will do (the decoder passes the logits).
     """
     tokens, kids = draft.tokens, draft.children()
     if draft.q is not None and any(len(k) > 1 for k in kids):

@@ -8,7 +8,7 @@ from typing import Sequence
 
 from ponder.budget import Budget
 from ponder.types import Candidate
-from ponder.verifiers.prm import StepScoring, aggregate_scores
+from ponder.verifiers.prm import StepScoring, check_aggregate
 
 STEP_TEMPLATE = ("Here is a problem and the first steps of a proposed solution.\n\nProblem:\n{question}\n\n"
                  "Steps so far:\n{previous}\n\nNew step:\n{step}\n\nIs the new step correct? Answer with one "
@@ -33,8 +33,7 @@ class LLMJudge(StepScoring):
             model = load_model(model)
         self.model, self.template, self.yes, self.no = model, template, yes, no
         self.step_template, self.per_step, self.delimiter = step_template, per_step, delimiter
-        aggregate_scores([0.0], aggregate)  # validates the name
-        self.aggregate = aggregate
+        self.aggregate = check_aggregate("verifier.aggregate", aggregate)
 
     def bind(self, model) -> None:
         if self.model is None:

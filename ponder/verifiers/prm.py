@@ -28,11 +28,16 @@ AGGREGATES = {"last": lambda s: s[-1], "min": min, "prod": math.prod, "mean": la
 QWEN_SYSTEM = "Please reason step by step, and put your final answer within \\boxed{}."
 
 
+def check_aggregate(key: str, how: str) -> str:
+    """`how` if it names an aggregation of step scores, else a ConfigError naming `key`."""
+    if how not in AGGREGATES:
+        raise ConfigError(f"{key} must be one of {', '.join(AGGREGATES)}; got {how!r}")
+    return how
+
+
 def aggregate_scores(scores: Sequence[float], how: str) -> float:
     """One score for a solution from its step scores (NaN for no steps)."""
-    if how not in AGGREGATES:
-        raise ConfigError(f"verifier.aggregate must be one of {', '.join(AGGREGATES)}; got {how!r}")
-    return AGGREGATES[how](list(scores)) if scores else float("nan")
+    return AGGREGATES[check_aggregate("verifier.aggregate", how)](list(scores)) if scores else float("nan")
 
 
 def split_steps(text: str, delimiter: str = "\n\n") -> list[str]:
@@ -76,7 +81,7 @@ class ProcessRewardModel(StepScoring):
         from ponder.models.hf import model_shape
         from ponder.models.loading import pick_device, pick_dtype, resolve
 
-        aggregate_scores([0.0], aggregate)  # validates the name
+        check_aggregate("verifier.aggregate", aggregate)
         kind, where = resolve(path)
         if kind != "pretrained":
             raise ModelNotFound(f"verifier.path='{path}' must be a hub id or a folder with a process reward model")
@@ -109,9 +114,9 @@ class ProcessRewardModel(StepScoring):
         self.shape, self.device = model_shape(self.network), dev
 
     def token_id(self, token: str, key: str) -> int:
-        ids = self.tokenizer(token, add_special_tokens=False)["input_ids"]
         if token in self.tokenizer.get_vocab():
             return self.tokenizer.convert_tokens_to_ids(token)
+        ids = self.tokenizer(token, add_special_tokens=False)["input_ids"]
         if len(ids) != 1:
             raise ConfigError(f"{key}={token!r} is not a single token of this PRM's tokenizer ({ids})")
         return ids[0]

@@ -23,34 +23,30 @@ def tokenizer_with(*tokens, chat=False):
     return tok
 
 
+def tiny_prm(tmp_path_factory, name, seed, tok, arch="llama", **cfg):
+    """A tiny random model of a PRM's architecture, saved with its tokenizer; its folder."""
+    from transformers import LlamaConfig, LlamaForCausalLM, Qwen2Config, Qwen2ForTokenClassification
+
+    config, cls = {"llama": (LlamaConfig, LlamaForCausalLM), "qwen2-tc": (Qwen2Config, Qwen2ForTokenClassification)}[arch]
+    torch.manual_seed(seed)
+    folder = tmp_path_factory.mktemp(name)
+    cls(config(vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
+               num_key_value_heads=2, **cfg)).save_pretrained(folder)
+    tok.save_pretrained(folder)
+    return str(folder)
+
+
 @pytest.fixture(scope="module")
 def qwen_prm(tmp_path_factory):
     """A tiny Qwen2 token-classification PRM (the Qwen2.5-Math-PRM head shape: 2 labels)."""
-    from transformers import Qwen2Config, Qwen2ForTokenClassification
-
     tok = tokenizer_with("<extra_0>", chat=True)
-    cfg = Qwen2Config(vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                      num_attention_heads=4, num_key_value_heads=2, num_labels=2, pad_token_id=tok.pad_token_id)
-    torch.manual_seed(0)
-    folder = tmp_path_factory.mktemp("qwen-prm")
-    Qwen2ForTokenClassification(cfg).save_pretrained(folder)
-    tok.save_pretrained(folder)
-    return str(folder)
+    return tiny_prm(tmp_path_factory, "qwen-prm", 0, tok, "qwen2-tc", num_labels=2, pad_token_id=tok.pad_token_id)
 
 
 @pytest.fixture(scope="module")
 def shepherd_prm(tmp_path_factory):
     """A tiny causal LM with a step tag token (the Math-Shepherd format)."""
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    tok = tokenizer_with("ки")
-    cfg = LlamaConfig(vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                      num_attention_heads=4, num_key_value_heads=2)
-    torch.manual_seed(1)
-    folder = tmp_path_factory.mktemp("shepherd-prm")
-    LlamaForCausalLM(cfg).save_pretrained(folder)
-    tok.save_pretrained(folder)
-    return str(folder)
+    return tiny_prm(tmp_path_factory, "shepherd-prm", 1, tokenizer_with("ки"))
 
 
 def test_token_classification_prm(qwen_prm):
@@ -92,16 +88,7 @@ def test_step_tag_prm(shepherd_prm):
 @pytest.fixture(scope="module")
 def rlhflow_prm(tmp_path_factory):
     """A tiny causal LM with a chat template (the RLHFlow format: steps as user turns)."""
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    tok = tokenizer_with(chat=True)
-    cfg = LlamaConfig(vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                      num_attention_heads=4, num_key_value_heads=2)
-    torch.manual_seed(2)
-    folder = tmp_path_factory.mktemp("rlhflow-prm")
-    LlamaForCausalLM(cfg).save_pretrained(folder)
-    tok.save_pretrained(folder)
-    return str(folder)
+    return tiny_prm(tmp_path_factory, "rlhflow-prm", 2, tokenizer_with(chat=True))
 
 
 def test_chat_turns_prm(rlhflow_prm):
