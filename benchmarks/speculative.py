@@ -27,7 +27,12 @@ def parse(spec: str) -> tuple[str, dict]:
     kw = {}
     for item in filter(None, rest.split(",")):
         k, _, v = item.partition("=")
-        kw[k] = int(v) if v.isdigit() else v
+        for cast in (int, float, str):
+            try:
+                kw[k] = cast(v)
+                break
+            except ValueError:
+                pass
     return name, kw
 
 
@@ -58,6 +63,27 @@ def hf_assisted(target, prompts, tokens, **how):
     return outs, time.perf_counter() - t
 
 
+def pass_cost(model, context: int = 256, widths=(1, 2, 3, 5, 9), repeats: int = 5) -> dict:
+    """Seconds of one target forward pass over `w` new tokens after a `context`-token cache,
+    as a multiple of one token's pass: what verifying a draft of w - 1 tokens costs."""
+    from statistics import median
+    from transformers import DynamicCache
+
+    net, secs = model.network, {}
+    with torch.inference_mode():
+        cache = DynamicCache(config=net.config)
+        net(input_ids=torch.randint(100, 1000, (1, context)), past_key_values=cache, use_cache=True)
+        for w in widths:
+            times = []
+            for _ in range(repeats + 1):
+                t = time.perf_counter()
+                net(input_ids=torch.randint(100, 1000, (1, w)), past_key_values=cache, use_cache=True)
+                times.append(time.perf_counter() - t)
+                cache.crop(-w)
+            secs[w] = median(times[1:])
+    return {"one_token_seconds": secs[1], "relative": {w: secs[w] / secs[1] for w in widths}}
+
+
 def same(a, b) -> bool:
     return all(x == y for x, y in zip(a, b))
 
@@ -67,15 +93,22 @@ def main():
     ap.add_argument("--target", default="qwen2.5-coder-1.5b")
     ap.add_argument("--decoders", nargs="+", default=["draft_model:draft=qwen2.5-coder-0.5b", "ngram"])
     ap.add_argument("--batch", type=int, nargs="+", default=[1, 4])
-    ap.add_argument("--prompts", type=int, default=4, help="per task (GSM8K and HumanEval)")
+    ap.add_argument("--tasks", nargs="+", default=["gsm8k", "humaneval"], choices=["gsm8k", "humaneval"])
+    ap.add_argument("--prompts", type=int, default=4, help="per task")
     ap.add_argument("--tokens", type=int, default=96)
     ap.add_argument("--hf-draft", default="qwen2.5-coder-0.5b", help="assistant_model for transformers' baseline")
+    ap.add_argument("--skip-hf", action="store_true", help="no transformers baselines")
+    ap.add_argument("--out", help="results name (default speculative-<target>)")
     args = ap.parse_args()
+    out_name = args.out or f"speculative-{args.target}"
 
     plain = load_model(args.target)
-    tasks = {"gsm8k": GSM8K(limit=args.prompts), "humaneval": HumanEval(limit=args.prompts)}
-    prompts = {name: [plain.chat(p.question) for p in task] for name, task in tasks.items()}
-    timed(plain, prompts["gsm8k"][:1], 1, 4)  # warm-up
+    tasks = {t: {"gsm8k": GSM8K, "humaneval": HumanEval}[t](limit=args.prompts) for t in args.tasks}
+    prompts = {t: [plain.chat(p.question) for p in task] for t, task in tasks.items()}
+    timed(plain, next(iter(prompts.values()))[:1], 1, 4)  # warm-up
+    cost = pass_cost(plain)
+    print("cost of one forward pass over w tokens, relative to one token:",
+          ", ".join(f"w={w}: {r:.2f}x" for w, r in cost["relative"].items()), flush=True)
     fast = {}  # one model (and one loaded draft) per decoder, sharing the target's weights
     for spec in args.decoders:
         name, kw = parse(spec)
@@ -83,7 +116,8 @@ def main():
                                  max_batch_rows=plain.max_batch_rows)
     drafts = {m.decoder.proposer.draft.name: m.decoder.proposer.draft.network for m in fast.values()
               if hasattr(getattr(m.decoder, "proposer", None), "draft")}
-    draft_net = drafts.get(args.hf_draft) or (load_model(args.hf_draft).network if args.hf_draft else None)
+    draft_net = None if args.skip_hf else drafts.get(args.hf_draft) or (
+        load_model(args.hf_draft).network if args.hf_draft else None)
     rows = []
     for task, ps in prompts.items():
         for batch in args.batch:
@@ -102,7 +136,7 @@ def main():
                 print(f"  {spec}: {n_tokens / secs:.2f} tok/s, {base_s / secs:.2f}x plain, "
                       f"{row['decoders'][spec]['tokens_per_target_pass']:.2f} tokens/pass, "
                       f"identical={row['decoders'][spec]['identical_to_plain']}", flush=True)
-            if batch == 1:
+            if batch == 1 and not args.skip_hf:
                 baselines = [("hf_prompt_lookup", {"prompt_lookup_num_tokens": 8})]
                 if draft_net is not None:
                     baselines.insert(0, ("hf_assisted", {"assistant_model": draft_net}))
@@ -112,10 +146,10 @@ def main():
                                   "identical_to_plain": same(outs, base)}
                     print(f"  transformers {label}: {n_tokens / secs:.2f} tok/s, {base_s / secs:.2f}x plain",
                           flush=True)
-            rows.append(row)
-    path = save(f"speculative-{args.target}", {"target": args.target, "tokens": args.tokens,
-                                               "prompts_per_task": args.prompts, "rows": rows})
-    plot(rows, path.with_suffix(".png"), args.target)
+            rows.append(row)  # saved as it goes: a run stopped part-way keeps its finished rows
+            path = save(out_name, {"target": args.target, "tokens": args.tokens, "prompts_per_task": args.prompts,
+                               "pass_cost": cost, "rows": rows})
+            plot(rows, path.with_suffix(".png"), args.target)
     print(f"wrote {path}")
 
 
