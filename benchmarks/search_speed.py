@@ -16,7 +16,7 @@ from ponder.models import load_model
 from ponder.search import BeamSearch
 from ponder.tasks import GSM8K
 from ponder.verifiers import LLMJudge, ProcessRewardModel
-from speculative import build, parse
+from speculative import with_decoder
 
 
 def main():
@@ -40,9 +40,7 @@ def main():
     rows = {"plain_seconds": base_s}
     print(f"plain: {base_s:.1f} s", flush=True)
     for spec in args.decoders:
-        name, kw = parse(spec)
-        fast = type(plain)(plain.network, plain.tokenizer, name=plain.name, decoder=build(name, kw))
-        texts, secs = run(fast)
+        texts, secs = run(with_decoder(plain, spec))
         rows[spec] = {"seconds": secs, "speedup": base_s / secs, "identical": texts == base}
         print(f"{spec}: {secs:.1f} s, {base_s / secs:.2f}x, identical={texts == base}", flush=True)
     print(f"wrote {save(f'search-speed-{args.model}', {'model': args.model, 'problems': args.limit, **rows})}")

@@ -4,7 +4,9 @@ every output equals plain greedy token for token; at batch 1 also transformers' 
 `assistant_model=` and `prompt_lookup_num_tokens=` on the same models.
 
 Prompts: the first --prompts GSM8K test questions and HumanEval tasks, in the tasks' own
-chat prompts. Decoders are named on the command line as NAME[:key=value,...], e.g.
+chat prompts. Decoders are named on the command line as NAME[:key=value,...] — a `decoder`
+config group and its overrides (`draft_model:num_tokens=20` is `decoder=draft_model
+decoder.num_tokens=20`) — e.g.
 
     PONDER_DATA=../shared/data python benchmarks/speculative.py --target qwen2.5-coder-1.5b \
         --decoders draft_model:draft=qwen2.5-coder-0.5b ngram early_exit:exit_layer=8 \
@@ -22,23 +24,15 @@ from ponder import Budget, SamplingParams, load_model
 from ponder.tasks import GSM8K, HumanEval
 
 
-def parse(spec: str) -> tuple[str, dict]:
+def with_decoder(model, spec: str):
+    """`model`'s weights behind the decoder that NAME[:key=value,...] names: the `decoder`
+    config group with those overrides, as `ponder run decoder=NAME decoder.key=value` builds it."""
+    from ponder.config import compose, instantiate
+
     name, _, rest = spec.partition(":")
-    kw = {}
-    for item in filter(None, rest.split(",")):
-        k, _, v = item.partition("=")
-        for cast in (int, float, str):
-            try:
-                kw[k] = cast(v)
-                break
-            except ValueError:
-                pass
-    return name, kw
-
-
-def build(name: str, kw: dict):
-    import ponder.speculative as spec
-    return getattr(spec, name)(**kw)
+    cfg = compose([f"decoder={name}"] + [f"decoder.{kv}" for kv in filter(None, rest.split(","))])
+    return type(model)(model.network, model.tokenizer, name=model.name, max_batch_rows=model.max_batch_rows,
+                       decoder=instantiate(cfg.decoder, "decoder"))
 
 
 def timed(model, prompts, batch, tokens):
@@ -109,15 +103,13 @@ def main():
     cost = pass_cost(plain)
     print("cost of one forward pass over w tokens, relative to one token:",
           ", ".join(f"w={w}: {r:.2f}x" for w, r in cost["relative"].items()), flush=True)
-    fast = {}  # one model (and one loaded draft) per decoder, sharing the target's weights
-    for spec in args.decoders:
-        name, kw = parse(spec)
-        fast[spec] = type(plain)(plain.network, plain.tokenizer, name=plain.name, decoder=build(name, kw),
-                                 max_batch_rows=plain.max_batch_rows)
+    # one model (and one loaded draft) per decoder, sharing the target's weights
+    fast = {spec: with_decoder(plain, spec) for spec in args.decoders}
     drafts = {m.decoder.proposer.draft.name: m.decoder.proposer.draft.network for m in fast.values()
               if hasattr(getattr(m.decoder, "proposer", None), "draft")}
-    draft_net = None if args.skip_hf else drafts.get(args.hf_draft) or (
-        load_model(args.hf_draft).network if args.hf_draft else None)
+    draft_net = None
+    if args.hf_draft and not args.skip_hf:
+        draft_net = drafts.get(args.hf_draft) or load_model(args.hf_draft).network
     rows = []
     for task, ps in prompts.items():
         for batch in args.batch:
@@ -137,10 +129,10 @@ def main():
                       f"{row['decoders'][spec]['tokens_per_target_pass']:.2f} tokens/pass, "
                       f"identical={row['decoders'][spec]['identical_to_plain']}", flush=True)
             if batch == 1 and not args.skip_hf:
-                baselines = [("hf_prompt_lookup", {"prompt_lookup_num_tokens": 8})]
+                baselines = {"hf_prompt_lookup": {"prompt_lookup_num_tokens": 8}}
                 if draft_net is not None:
-                    baselines.insert(0, ("hf_assisted", {"assistant_model": draft_net}))
-                for label, how in baselines:
+                    baselines = {"hf_assisted": {"assistant_model": draft_net}, **baselines}
+                for label, how in baselines.items():
                     outs, secs = hf_assisted(plain, ps, args.tokens, **how)
                     row[label] = {"tok_s": n_tokens / secs, "speedup": base_s / secs,
                                   "identical_to_plain": same(outs, base)}

@@ -212,15 +212,15 @@ class SpeculativeDecoder:
                 active, drafts, blocks, temps = active[:allowed], drafts[:allowed], blocks[:allowed], temps[:allowed]
             logits = kv.forward(blocks, [d.parents for d in drafts])
             budget.charge(forward_passes=1, flops=sum(flops[:len(active)]))
-            # greedy rows walk the argmax, which the logits give; only sampled rows need the
+            # greedy rows walk the argmax, which their logits give; only sampled rows need the
             # processed distribution
-            probs, sampled = logits, temps > 0
-            if sampled.any():
+            sampled = (temps > 0).nonzero()[:, 0].tolist()
+            probs = dict(enumerate(logits))
+            if sampled:
                 width, vocab = logits.shape[1:]
-                probs = logits.clone()
-                probs[sampled] = processed_probs(logits[sampled].reshape(-1, vocab),
-                                                 temps[sampled].repeat_interleave(width), top_p, top_k
-                                                 ).view(-1, width, vocab)
+                probs.update(zip(sampled, processed_probs(logits[sampled].reshape(-1, vocab),
+                                                          temps[sampled].repeat_interleave(width), top_p, top_k
+                                                          ).view(-1, width, vocab)))
             norm = logits.logsumexp(-1)  # [rows, width]: log-probabilities of emitted tokens only
             paths, going = [], []
             for j, r in enumerate(active):
