@@ -1,7 +1,7 @@
 """Accuracy against compute for every strategy on GSM8K at matched budgets (issue: step-level
 search). Each budget B is given in generated-token equivalents and enforced as a FLOP limit,
 B x (2 x policy parameters), so the PRM's and verifier's forward passes are paid from the same
-budget as generation. Strategies are sized to want more than B (the budget is what stops them).
+budget as generation. Strategies are sized to about what B pays for (the budget is what stops them).
 
 Per (strategy, budget) results go to benchmarks/results/search/ (resumable: rerun to go on);
 the summary to search-<model>.json and the plot (accuracy against budget, a line per strategy)
@@ -28,7 +28,9 @@ STEP = dict(max_step_tokens=160, max_steps=10, temperature=0.8)
 
 
 def strategies(budget: int):
-    n = max(2, budget // 150)  # more samples than the budget pays for: the budget binds
+    # about as many whole solutions as the budget pays for (Qwen2.5-Coder-0.5B writes ~300
+    # tokens): with more, parallel samples all stop part-way and none has an answer
+    n = max(2, budget // 400)
     width = 4 if n >= 8 else 2
     n_beam = max(width, n // width * width)
     return {
@@ -49,12 +51,13 @@ def plot(summary: dict, path, model: str, problems: int):
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(7, 4.5))
-    for name, by_budget in summary.items():
+    for i, (name, by_budget) in enumerate(summary.items()):
         budgets = sorted(by_budget, key=int)
+        dodge = 2 ** (0.03 * (i - (len(summary) - 1) / 2))  # strategies side by side at each budget
         acc = [by_budget[b]["accuracy"] for b in budgets]
         lo = [by_budget[b]["accuracy"] - by_budget[b]["accuracy_ci95"][0] for b in budgets]
         hi = [by_budget[b]["accuracy_ci95"][1] - by_budget[b]["accuracy"] for b in budgets]
-        ax.errorbar([int(b) for b in budgets], acc, yerr=[lo, hi], marker="o", capsize=3, label=name)
+        ax.errorbar([int(b) * dodge for b in budgets], acc, yerr=[lo, hi], marker="o", capsize=3, label=name)
     ax.set_xscale("log", base=2)
     ax.set_xlabel("budget per problem (generated-token equivalents, FLOP-enforced)")
     ax.set_ylabel("accuracy (95% CI)")

@@ -21,6 +21,7 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
+from ponder.bench import drop_partial_line, read_results
 from ponder.budget import Budget
 from ponder.errors import ConfigError, check_number
 from ponder.types import SamplingParams
@@ -30,31 +31,59 @@ SEPARATOR = "<extra_0>"
 
 
 def rollout_labels(model, task, problems, samples: int, rollouts: int, delimiter: str, max_new_tokens: int,
-                   max_steps: int, temperature: float, seed: int, progress: bool = True) -> list[dict]:
-    """One record per sampled solution: its steps and a label in [0, 1] per step."""
+                   max_steps: int, temperature: float, seed: int, progress: bool = True,
+                   cache: Path | None = None) -> list[dict]:
+    """One record per sampled solution: its steps and a label in [0, 1] per step. With `cache`
+    (a JSONL file), each problem's records are appended as it finishes and a rerun with the
+    same settings labels only the problems not yet there."""
+    settings = {"model": getattr(model, "name", type(model).__name__), "samples": samples, "rollouts": rollouts,
+                "delimiter": delimiter, "max_new_tokens": max_new_tokens, "max_steps": max_steps,
+                "temperature": temperature, "seed": seed}
     records = []
+    if cache is not None:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        meta = cache.with_suffix(".settings.json")
+        if meta.is_file() and json.loads(meta.read_text()) != settings:
+            raise ConfigError(f"{cache} holds labels made with other settings ({meta.read_text().strip()}); "
+                              "use another out= folder or delete it")
+        meta.write_text(json.dumps(settings) + "\n")
+        drop_partial_line(cache)
+        records = read_results(cache)
+    done = {r["problem"] for r in records}
     for n, problem in enumerate(tqdm(problems, desc="rollout labels", disable=not progress)):
+        if problem.id in done:
+            continue
         prompt = model.chat(problem.question)
         sols = model.generate([prompt], SamplingParams(n=samples, temperature=temperature, seed=seed + n,
                                                        max_new_tokens=max_new_tokens), Budget())[0]
+        # the label of a solution's real last step is whether the solution is right; every other
+        # step's is the share of rollouts from it that reach the right answer. The rollouts of
+        # all of a problem's solutions go to the backend as one batch.
+        todo = []
         for sol in sols:
             every = split_steps(sol.text, delimiter)
             steps = every[:max_steps]
-            if not steps:
-                continue
-            # the label of a solution's real last step is whether the solution is right; every
-            # other step's is the share of rollouts from it that reach the right answer
             rolled = len(steps) - (len(steps) == len(every))
             prefixes = [delimiter.join(steps[:i + 1]) + delimiter for i in range(rolled)]
-            labels = []
-            if prefixes:
-                outs = model.generate([prompt + p for p in prefixes], SamplingParams(
-                    n=rollouts, temperature=temperature, seed=seed + n, max_new_tokens=max_new_tokens), Budget())
-                labels = [sum(task.check(p + c.text, problem) for c in comps) / len(comps)
-                          for p, comps in zip(prefixes, outs)]
-            if rolled < len(steps):
+            todo.append((sol, steps, prefixes))
+        prefixes = [p for _, _, ps in todo for p in ps]
+        outs = model.generate([prompt + p for p in prefixes], SamplingParams(
+            n=rollouts, temperature=temperature, seed=seed + n, max_new_tokens=max_new_tokens),
+            Budget()) if prefixes else []
+        shares = [sum(task.check(p + c.text, problem) for c in comps) / len(comps)
+                  for p, comps in zip(prefixes, outs)]
+        mine = []
+        for sol, steps, ps in todo:
+            if not steps:
+                continue
+            labels, shares = shares[:len(ps)], shares[len(ps):]
+            if len(ps) < len(steps):
                 labels.append(float(task.check(sol.text, problem)))
-            records.append({"problem": problem.id, "question": problem.question, "steps": steps, "labels": labels})
+            mine.append({"problem": problem.id, "question": problem.question, "steps": steps, "labels": labels})
+        records += mine
+        if cache is not None and mine:
+            with open(cache, "a") as f:
+                f.write("".join(json.dumps(r) + "\n" for r in mine))
     return records
 
 
@@ -105,8 +134,11 @@ def train_prm(model, out: str | Path, task, problems, samples: int = 2, rollouts
     if len(problems) - n_eval < 1:
         raise ConfigError(f"train-prm needs at least 2 problems (some held out), got {len(problems)}")
     t0 = time.perf_counter()
+    out = Path(out)
     records = rollout_labels(model, task, problems, samples, rollouts, delimiter, max_new_tokens, max_steps,
-                             temperature, seed, progress)
+                             temperature, seed, progress, cache=out / "labels.jsonl")
+    wanted = {p.id for p in problems}
+    records = [r for r in records if r["problem"] in wanted]
     t_label = time.perf_counter() - t0
     held = {p.id for p in problems[-n_eval:]}
     net, tokenizer = prm_network(model)
@@ -153,11 +185,7 @@ def train_prm(model, out: str | Path, task, problems, samples: int = 2, rollouts
         "positive_share": float((y > 0.5).float().mean()), "system": system,
         "seconds_labelling": t_label, "seconds_total": time.perf_counter() - t0,
     }
-    out = Path(out)
     net.save_pretrained(out)
     tokenizer.save_pretrained(out)
     (out / "prm_train.json").write_text(json.dumps(metrics, indent=2) + "\n")
-    with open(out / "labels.jsonl", "w") as f:
-        for r in records:
-            f.write(json.dumps(r) + "\n")
     return metrics

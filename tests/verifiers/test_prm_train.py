@@ -51,3 +51,29 @@ def test_train_prm_command(tiny_folder, tmp_path, capsys):
     main(["train-prm", f"model.path={tiny_folder}", f"out={tmp_path}", "problems=3", "samples=1", "rollouts=1",
           "max_new_tokens=8", "max_steps=2", "heldout=0.34", "steps=10"])
     assert "PRM saved to" in capsys.readouterr().out
+
+
+def test_rollout_labels_resume_from_their_cache_and_refuse_other_settings(tmp_path):
+    from ponder.errors import ConfigError
+
+    problems = [Problem("p0", "Tom has 3 apples and buys 5 more.", "8"), Problem("p1", "2 + 2?", "4")]
+    cache = tmp_path / "labels.jsonl"
+    kw = dict(samples=1, rollouts=1, delimiter="\n\n", max_new_tokens=32, max_steps=8, temperature=0.8, seed=0,
+              progress=False, cache=cache)
+
+    class Dies(ScriptedModel):
+        def generate(self, prompts, params, budget):
+            if not self.texts:
+                raise KeyboardInterrupt
+            return super().generate(prompts, params, budget)
+
+    first = Dies(["Step A\n\nThe answer is 8.", "The answer is 5."])  # only p0 is scripted
+    with pytest.raises(KeyboardInterrupt):
+        rollout_labels(first, GSM8K(), problems, **kw)  # killed on p1: p0's record is kept
+    assert [json.loads(line)["labels"] for line in cache.read_text().splitlines()] == [[0.0, 1.0]]
+    again = Dies(["The answer is 4."])  # p1 only: p0 comes from the cache
+    records = rollout_labels(again, GSM8K(), problems, **kw)
+    assert [(r["problem"], r["labels"]) for r in records] == [("p0", [0.0, 1.0]), ("p1", [1.0])]
+    assert len(again.calls) == 1
+    with pytest.raises(ConfigError, match="other settings"):
+        rollout_labels(again, GSM8K(), problems, **{**kw, "rollouts": 2})
