@@ -1,7 +1,8 @@
 """Accuracy against compute for every strategy on GSM8K at matched budgets (issue: step-level
 search). Each budget B is given in generated-token equivalents and enforced as a FLOP limit,
 B x (2 x policy parameters), so the PRM's and verifier's forward passes are paid from the same
-budget as generation. Strategies are sized to about what B pays for (the budget is what stops them).
+budget as generation. Strategies are sized to about what B pays for (the budget is what
+stops them).
 
 Per (strategy, budget) results go to benchmarks/results/search/ (resumable: rerun to go on);
 the summary to search-<model>.json and the plot (accuracy against budget, a line per strategy)
