@@ -31,8 +31,7 @@ def with_decoder(model, spec: str):
 
     name, _, rest = spec.partition(":")
     cfg = compose([f"decoder={name}"] + [f"decoder.{kv}" for kv in filter(None, rest.split(","))])
-    return type(model)(model.network, model.tokenizer, name=model.name, max_batch_rows=model.max_batch_rows,
-                       decoder=instantiate(cfg.decoder, "decoder"))
+    return model.with_decoder(instantiate(cfg.decoder, "decoder"))
 
 
 def timed(model, prompts, batch, tokens):

@@ -49,6 +49,12 @@ class HFModel:
         if hasattr(self.decoder, "bind"):
             self.decoder.bind(self)  # a speculative decoder checks the model and takes what it needs
 
+    def with_decoder(self, decoder) -> "HFModel":
+        """The same weights and settings behind another decoder (with its own prefix cache)."""
+        return HFModel(self.network, self.tokenizer, name=self.name, decoder=decoder,
+                       max_batch_rows=self.max_batch_rows, prefix_cache_tokens=self.prefix_cache.max_tokens,
+                       system_prompt=self.system_prompt)
+
     # -- text <-> tokens ----------------------------------------------------------------
     def chat(self, user: str) -> str:
         """The prompt text for a user message: the chat template when the model has one."""

@@ -33,13 +33,14 @@ SEPARATOR = "<extra_0>"
 def rollout_labels(model, task, problems, samples: int, rollouts: int, delimiter: str, max_new_tokens: int,
                    max_steps: int, temperature: float, seed: int, progress: bool = True,
                    cache: Path | None = None) -> list[dict]:
-    """One record per sampled solution: its steps and a label in [0, 1] per step. With `cache`
-    (a JSONL file), each problem's records are appended as it finishes and a rerun with the
-    same settings labels only the problems not yet there."""
+    """One record per sampled solution of `problems`: its steps, a label in [0, 1] per step and
+    the seconds its problem took to label. With `cache` (a JSONL file), each problem's records
+    are appended as it finishes and a rerun with the same settings labels only the problems
+    not yet there."""
     settings = {"model": getattr(model, "name", type(model).__name__), "samples": samples, "rollouts": rollouts,
                 "delimiter": delimiter, "max_new_tokens": max_new_tokens, "max_steps": max_steps,
                 "temperature": temperature, "seed": seed}
-    records = []
+    cached = []
     if cache is not None:
         cache.parent.mkdir(parents=True, exist_ok=True)
         meta = cache.with_suffix(".settings.json")
@@ -48,11 +49,13 @@ def rollout_labels(model, task, problems, samples: int, rollouts: int, delimiter
                               "use another out= folder or delete it")
         meta.write_text(json.dumps(settings) + "\n")
         drop_partial_line(cache)
-        records = read_results(cache)
-    done = {r["problem"] for r in records}
+        cached = read_results(cache)
+    records = []
     for n, problem in enumerate(tqdm(problems, desc="rollout labels", disable=not progress)):
-        if problem.id in done:
+        if mine := [r for r in cached if r["problem"] == problem.id]:
+            records += mine
             continue
+        t0 = time.perf_counter()
         prompt = model.chat(problem.question)
         sols = model.generate([prompt], SamplingParams(n=samples, temperature=temperature, seed=seed + n,
                                                        max_new_tokens=max_new_tokens), Budget())[0]
@@ -80,6 +83,8 @@ def rollout_labels(model, task, problems, samples: int, rollouts: int, delimiter
             if len(ps) < len(steps):
                 labels.append(float(task.check(sol.text, problem)))
             mine.append({"problem": problem.id, "question": problem.question, "steps": steps, "labels": labels})
+        for r in mine:
+            r["seconds"] = round(time.perf_counter() - t0, 1)
         records += mine
         if cache is not None and mine:
             with open(cache, "a") as f:
@@ -137,9 +142,6 @@ def train_prm(model, out: str | Path, task, problems, samples: int = 2, rollouts
     out = Path(out)
     records = rollout_labels(model, task, problems, samples, rollouts, delimiter, max_new_tokens, max_steps,
                              temperature, seed, progress, cache=out / "labels.jsonl")
-    wanted = {p.id for p in problems}
-    records = [r for r in records if r["problem"] in wanted]
-    t_label = time.perf_counter() - t0
     held = {p.id for p in problems[-n_eval:]}
     net, tokenizer = prm_network(model)
     feats = features(net, tokenizer, records, system)
@@ -183,7 +185,9 @@ def train_prm(model, out: str | Path, task, problems, samples: int = 2, rollouts
                                       float(max((data["heldout"][1] > 0.5).float().mean(),
                                                 (data["heldout"][1] <= 0.5).float().mean()))),
         "positive_share": float((y > 0.5).float().mean()), "system": system,
-        "seconds_labelling": t_label, "seconds_total": time.perf_counter() - t0,
+        # labelling time of every problem, in this run or an earlier one that this run resumed
+        "seconds_labelling": sum({r["problem"]: r.get("seconds", 0.0) for r in records}.values()),
+        "seconds_total": time.perf_counter() - t0,
     }
     net.save_pretrained(out)
     tokenizer.save_pretrained(out)

@@ -140,3 +140,16 @@ def test_a_prompt_the_budget_cannot_prefill_gets_an_empty_budget_completion():
 def test_chat_template_is_applied_when_the_model_has_one():
     assert tiny_model(chat=True).chat("hi") == "<user>hi<eos><assistant>"
     assert tiny_model().chat("hi") == "hi"
+
+
+def test_with_decoder_shares_the_weights_and_keeps_the_settings():
+    from ponder.speculative import ngram
+
+    model = tiny_model(0, chat=True, max_batch_rows=3, prefix_cache_tokens=500, system_prompt="Be brief.")
+    fast = model.with_decoder(ngram(num_tokens=3))
+    assert fast.network is model.network and fast.decoder is not model.decoder
+    assert (fast.max_batch_rows, fast.prefix_cache.max_tokens, fast.system_prompt) == (3, 500, "Be brief.")
+    assert fast.chat("hi") == model.chat("hi")
+    params = SamplingParams(max_new_tokens=12, temperature=0.0)
+    assert [c.text for c in fast.generate(["hello"], params, Budget())[0]] == \
+        [c.text for c in model.generate(["hello"], params, Budget())[0]]

@@ -74,6 +74,6 @@ def test_rollout_labels_resume_from_their_cache_and_refuse_other_settings(tmp_pa
     again = Dies(["The answer is 4."])  # p1 only: p0 comes from the cache
     records = rollout_labels(again, GSM8K(), problems, **kw)
     assert [(r["problem"], r["labels"]) for r in records] == [("p0", [0.0, 1.0]), ("p1", [1.0])]
-    assert len(again.calls) == 1
+    assert len(again.calls) == 1 and all(r["seconds"] >= 0 for r in records)
     with pytest.raises(ConfigError, match="other settings"):
         rollout_labels(again, GSM8K(), problems, **{**kw, "rollouts": 2})
