@@ -6,7 +6,7 @@ stops them).
 
 Per (strategy, budget) results go to benchmarks/results/search/ (resumable: rerun to go on);
 the summary to search-<model>.json and the plot (accuracy against budget, a line per strategy)
-to search-<model>.png.
+to search-<model>.png; `--out NAME` puts all three under NAME instead (a run kept apart).
 
     PONDER_DATA=../shared/data python benchmarks/search_gsm8k.py --model qwen2.5-coder-0.5b \
         --prm runs/prm/qwen2.5-coder-0.5b --limit 100 --budgets 1000 2000 4000 8000
@@ -75,6 +75,7 @@ def main():
     ap.add_argument("--limit", type=int, default=100)
     ap.add_argument("--budgets", type=int, nargs="+", default=[1000, 2000, 4000, 8000])
     ap.add_argument("--only", nargs="*", help="strategy names (default: all)")
+    ap.add_argument("--out", help="results name (default search-<model>); per-run files go to results/<name>/")
     args = ap.parse_args()
     model = load_model(args.model)
     prm = ProcessRewardModel(args.prm) if args.prm else LLMJudge(model, per_step=True)
@@ -87,12 +88,12 @@ def main():
                 continue
             gen = Generator(model, strategy, prm if strategy.uses_verifier else None,
                             budget={"max_flops": budget * per_token})
-            out = RESULTS / "search" / f"{args.model}-{'prm' if args.prm else 'judge'}-{name}-b{budget}.jsonl"
+            out = RESULTS / (args.out or "search") / f"{args.model}-{'prm' if args.prm else 'judge'}-{name}-b{budget}.jsonl"
             s = run_benchmark(gen, task, out)
             summary.setdefault(name, {})[str(budget)] = s
             print(f"{name} @ {budget}: accuracy {s['accuracy']:.3f} {s['accuracy_ci95']}, "
                   f"{s['mean_generated_tokens']:.0f} tokens, {s['mean_flops']:.3g} FLOPs", flush=True)
-    path = save(f"search-{args.model}", {"model": args.model, "prm": args.prm or "llm_judge (self, per step)",
+    path = save(args.out or f"search-{args.model}", {"model": args.model, "prm": args.prm or "llm_judge (self, per step)",
                                          "problems": args.limit, "budgets": args.budgets, "summary": summary})
     plot(summary, path.with_suffix(".png"), args.model, args.limit)
     print(json.dumps({k: {b: round(v["accuracy"], 3) for b, v in d.items()} for k, d in summary.items()}))

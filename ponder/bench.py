@@ -10,7 +10,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from ponder.errors import PonderError
+from ponder.errors import ConfigError, PonderError
 
 
 def wilson(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
@@ -52,6 +52,19 @@ def drop_partial_line(path: Path) -> None:
     if path.is_file() and (data := path.read_bytes()) and not data.endswith(b"\n"):
         with open(path, "r+b") as f:
             f.truncate(data.rfind(b"\n") + 1)
+
+
+def resume_cache(path: Path, settings: dict, what: str) -> list[dict]:
+    """The records a stopped run left in `path` (a JSONL file) when it was made with the same
+    `settings` (kept beside it in <name>.settings.json); a clear error when they differ."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    meta = path.with_suffix(".settings.json")
+    if meta.is_file() and json.loads(meta.read_text()) != settings:
+        raise ConfigError(f"{path} holds {what} made with other settings ({meta.read_text().strip()}); "
+                          "use another out= folder or delete it")
+    meta.write_text(json.dumps(settings) + "\n")
+    drop_partial_line(path)
+    return read_results(path)
 
 
 def run_benchmark(generator, task, out: str | os.PathLike, progress: bool = True) -> dict:

@@ -80,7 +80,7 @@ def train_medusa(cfg) -> None:
     model = instantiate(cfg.model, "model")
     out = cfg.out or f"runs/medusa/{Path(str(cfg.model.path)).name}"
     metrics = train(model, out, questions, cfg.num_heads, cfg.num_layers, cfg.share_lm_head, cfg.max_new_tokens,
-                    cfg.epochs, cfg.lr, cfg.batch_positions, cfg.heldout, cfg.seed)
+                    cfg.epochs, cfg.lr, cfg.batch_positions, cfg.heldout, cfg.seed, cfg.loss_vocab)
     print(json.dumps(metrics, indent=2))
     print(f"heads saved to {out}; use them with decoder=medusa decoder.heads={out}")
 

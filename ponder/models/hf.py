@@ -9,14 +9,13 @@ from __future__ import annotations
 from typing import Sequence
 
 import torch
-from transformers import DynamicCache
 
 from ponder.budget import Budget, ModelShape
 from ponder.decoding.plain import DecodeBatch, PlainDecoder
 from ponder.decoding.sampling import make_generator
 from ponder.decoding.stops import StopRule
 from ponder.models.kv_cache import preallocated_cache
-from ponder.models.prefix_cache import CachedPrefix, PrefixCache
+from ponder.models.prefix_cache import CachedPrefix, PrefixCache, cache_from
 from ponder.types import Completion, SamplingParams
 
 
@@ -70,12 +69,6 @@ class HFModel:
         return self.tokenizer(text, add_special_tokens=add)["input_ids"]
 
     # -- prefill with prefix reuse ------------------------------------------------------
-    def _cache_from(self, kv, length: int | None = None) -> DynamicCache:
-        cache = DynamicCache(config=self.network.config)
-        for layer, (k, v) in enumerate(kv):
-            cache.update(k[:, :, :length], v[:, :, :length], layer)
-        return cache
-
     def prefill(self, ids: list[int], budget: Budget) -> CachedPrefix | None:
         """KV state and last logits of `ids`, computing only what the prefix cache lacks.
         Returns None when the budget cannot pay for it."""
@@ -90,7 +83,7 @@ class HFModel:
         flops = self.shape.forward_flops(new, shared)
         if not budget.can_prefill(new, flops):
             return None
-        cache = self._cache_from(entry.kv, shared) if shared else DynamicCache(config=self.network.config)
+        cache = cache_from(self.network.config, entry.kv if shared else [], shared)
         x = torch.tensor([ids[shared:]], device=self.device)
         pos = torch.arange(shared, len(ids), device=self.device)[None]
         with torch.inference_mode():
@@ -162,7 +155,7 @@ class HFModel:
                 pos = torch.arange(len(p_ids), len(p_ids) + len(c_ids) - 1, device=self.device)[None]
                 with torch.inference_mode():
                     out = self.network(input_ids=x, position_ids=pos, use_cache=True,
-                                       past_key_values=self._cache_from(prefix.kv))
+                                       past_key_values=cache_from(self.network.config, prefix.kv))
                 lp = torch.log_softmax(out.logits[0].float(), -1)  # [len(c)-1, vocab]
                 total += lp.gather(-1, torch.tensor(c_ids[1:], device=self.device)[:, None]).sum().item()
                 budget.charge(prompt_tokens=len(c_ids) - 1, forward_passes=1, flops=flops)

@@ -14,9 +14,21 @@ class CachedPrefix:
     tokens: tuple[int, ...]
     kv: list[tuple[torch.Tensor, torch.Tensor]]  # per layer: keys, values [1, kv_heads, len, head_dim]
     last_logits: torch.Tensor                     # [vocab] float32, the logits after the last token
+                                                  # (a PRM keeps its per-position step scores here)
 
     def __len__(self) -> int:
         return len(self.tokens)
+
+
+def cache_from(config, kv, length: int | None = None):
+    """A fresh DynamicCache holding the first `length` positions of `kv` (copied, so the
+    cached entry is never written to)."""
+    from transformers import DynamicCache
+
+    cache = DynamicCache(config=config)
+    for layer, (k, v) in enumerate(kv):
+        cache.update(k[:, :, :length], v[:, :, :length], layer)
+    return cache
 
 
 class PrefixCache:

@@ -21,6 +21,7 @@ import torch
 
 from ponder.budget import Budget
 from ponder.errors import ConfigError, ModelNotFound
+from ponder.models.prefix_cache import CachedPrefix, PrefixCache, cache_from
 from ponder.types import Candidate
 from ponder.verifiers.math import answers_equal, extract_answer
 
@@ -75,7 +76,8 @@ class ProcessRewardModel(StepScoring):
 
     def __init__(self, path: str, format: str = "auto", aggregate: str = "min", delimiter: str = "\n\n",
                  separator: str = "<extra_0>", step_tag: str = "ки", good: str = "+", bad: str = "-",
-                 system: str | None = QWEN_SYSTEM, dtype: str = "auto", device: str = "auto", max_length: int = 4096):
+                 system: str | None = QWEN_SYSTEM, dtype: str = "auto", device: str = "auto", max_length: int = 4096,
+                 cache_tokens: int = 32768):
         from transformers import AutoTokenizer
 
         from ponder.models.hf import model_shape
@@ -112,6 +114,7 @@ class ProcessRewardModel(StepScoring):
                               f"got {format!r}")
         self.network = self._load(where, format, pick_dtype(dtype, dev)).to(dev).eval()
         self.shape, self.device = model_shape(self.network), dev
+        self.cache = PrefixCache(cache_tokens) if cache_tokens > 0 else None
 
     def token_id(self, token: str, key: str) -> int:
         if token in self.tokenizer.get_vocab():
@@ -148,46 +151,60 @@ class ProcessRewardModel(StepScoring):
         spans = enc["offset_mapping"]
         return enc["input_ids"], [next(i for i, (a, b) in enumerate(spans) if b > s) - 1 for s in starts]
 
-    def render(self, question: str, steps: list[str]) -> tuple[list[int], int]:
-        """Token ids of the conversation and the token id whose positions carry step scores."""
+    def render(self, question: str, steps: list[str]) -> tuple[list[int], list[int]]:
+        """Token ids of the conversation and the positions whose outputs score the steps."""
+        if self.format == "chat_turns":
+            return self.render_turns(question, steps)
         if self.format == "step_tag":
-            text = question + " " + "".join(f"{s} {self.step_tag}\n" for s in steps)
-            return self.tokenizer(text)["input_ids"], self.tag_id
-        sep = self.tokenizer.convert_ids_to_tokens(self.sep_id)
-        return render_separated(self.tokenizer, question, steps, sep, self.system), self.sep_id
+            ids, marker = self.tokenizer(question + " " + "".join(f"{s} {self.step_tag}\n" for s in steps))[
+                "input_ids"], self.tag_id
+        else:
+            sep = self.tokenizer.convert_ids_to_tokens(self.sep_id)
+            ids, marker = render_separated(self.tokenizer, question, steps, sep, self.system), self.sep_id
+        return ids, [i for i, t in enumerate(ids) if t == marker]
+
+    def _probs(self, logits: torch.Tensor) -> torch.Tensor:
+        """P(good step) read at every position: [seq, labels or vocab] -> [seq]."""
+        if self.format == "token_classification":
+            return logits.float().softmax(-1)[:, 1]
+        return logits[:, self.label_ids].float().softmax(-1)[:, 0]
 
     def step_scores(self, question: str, solutions: Sequence[list[str]], budget: Budget,
                     known: Sequence[list[float]] | None = None) -> list[list[float]]:
-        """Per solution, one score in [0, 1] per step; NaN where the budget ran out. One forward
-        pass scores every step, so scores already `known` are not needed."""
+        """Per solution, one score in [0, 1] per step; NaN where the budget ran out. Scoring is
+        causal, so a solution that extends one scored before (a search node after its parent)
+        runs only its new tokens: the PRM keeps KV states and per-position scores in a prefix
+        cache, and the budget pays for what is computed."""
         out = []
         for i, steps in enumerate(solutions):
             if not steps:
                 out.append([])
                 continue
-            if self.format == "chat_turns":
-                ids, where = self.render_turns(question, steps)
-            else:
-                ids, marker = self.render(question, steps)
+            ids, where = self.render(question, steps)
             cut = max(0, len(ids) - self.max_length)
-            ids = ids[cut:]
-            flops = self.shape.forward_flops(len(ids), 0)
-            if budget.affordable_verifier_calls(1) < 1 or not budget.can_prefill(len(ids), flops):
+            ids, where = ids[cut:], [w - cut for w in where if w >= cut]
+            entry, shared = self.cache.lookup(ids) if self.cache and not cut else (None, 0)
+            new = len(ids) - shared
+            flops = self.shape.forward_flops(new, shared)
+            if budget.affordable_verifier_calls(1) < 1 or not budget.can_prefill(new, flops):
                 out.extend([[float("nan")] * len(s) for s in solutions[i:]])
                 break
-            with torch.inference_mode():
-                x = torch.tensor([ids], device=self.device)
-                logits = self.network(input_ids=x)[0][0].float()  # [seq, labels or vocab]
-            budget.charge(verifier_calls=1, prompt_tokens=len(ids), forward_passes=1, flops=flops)
-            if self.format == "chat_turns":
-                at = logits[torch.tensor([w - cut for w in where if w >= cut], dtype=torch.long)]
-            else:
-                at = logits[x[0] == marker]
-            if self.format != "token_classification":
-                probs = at[:, self.label_ids].softmax(-1)[:, 0]
-            else:
-                probs = at.softmax(-1)[:, 1]
-            scores = probs.tolist()
+            probs = entry.last_logits[:shared] if shared else torch.empty(0)
+            if new:
+                cache = cache_from(self.network.config, entry.kv if shared else [], shared)
+                with torch.inference_mode():
+                    logits = self.network(input_ids=torch.tensor([ids[shared:]], device=self.device),
+                                          position_ids=torch.arange(shared, len(ids), device=self.device)[None],
+                                          past_key_values=cache, use_cache=True)[0][0]
+                probs = torch.cat([probs, self._probs(logits).cpu()])
+                if self.cache is not None and not cut:
+                    if cache.get_seq_length() != len(ids):  # a custom head class that ignores the cache
+                        self.cache = None
+                    else:
+                        self.cache.put(CachedPrefix(tuple(ids), [(x.keys, x.values) for x in cache.layers], probs))
+            budget.charge(verifier_calls=1, prompt_tokens=new, cached_prompt_tokens=shared,
+                          forward_passes=int(new > 0), flops=flops)
+            scores = probs[torch.tensor(where, dtype=torch.long)].tolist()
             # steps cut off by max_length lost their markers: they get no score of their own
             out.append([float("nan")] * (len(steps) - len(scores)) + scores)
         return out

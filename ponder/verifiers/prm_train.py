@@ -21,7 +21,7 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from ponder.bench import drop_partial_line, read_results
+from ponder.bench import resume_cache
 from ponder.budget import Budget
 from ponder.errors import ConfigError, check_number
 from ponder.types import SamplingParams
@@ -40,16 +40,7 @@ def rollout_labels(model, task, problems, samples: int, rollouts: int, delimiter
     settings = {"model": getattr(model, "name", type(model).__name__), "samples": samples, "rollouts": rollouts,
                 "delimiter": delimiter, "max_new_tokens": max_new_tokens, "max_steps": max_steps,
                 "temperature": temperature, "seed": seed}
-    cached = []
-    if cache is not None:
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        meta = cache.with_suffix(".settings.json")
-        if meta.is_file() and json.loads(meta.read_text()) != settings:
-            raise ConfigError(f"{cache} holds labels made with other settings ({meta.read_text().strip()}); "
-                              "use another out= folder or delete it")
-        meta.write_text(json.dumps(settings) + "\n")
-        drop_partial_line(cache)
-        cached = read_results(cache)
+    cached = resume_cache(cache, settings, "labels") if cache is not None else []
     records = []
     for n, problem in enumerate(tqdm(problems, desc="rollout labels", disable=not progress)):
         if mine := [r for r in cached if r["problem"] == problem.id]:

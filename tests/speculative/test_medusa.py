@@ -93,6 +93,34 @@ def test_training_learns_and_the_heads_decode(tmp_path):
     assert dec.stats["emitted"] > dec.stats["row_steps"]  # the trained heads' guesses are accepted
 
 
+def test_training_reuses_its_data_and_checks_settings(tmp_path):
+    """The answers are kept per batch: a stopped run answers only what is missing, a second run
+    with other training settings answers nothing; the observed-vocabulary loss trains through
+    fewer logits than the full one."""
+    model = HFModel(tiny_network(0), tiny_tokenizer())
+    questions = [p.question for p in GSM8K(split="train", limit=6, template="{question}")]
+    kw = dict(num_heads=2, max_new_tokens=12, epochs=1, batch_positions=32, heldout=0.34, progress=False)
+    first = train_medusa(model, tmp_path, questions, loss_vocab="observed", **kw)
+    data = (tmp_path / "distill.jsonl").read_text().splitlines()
+    assert len(data) == 6 and first["loss_vocab"] == "observed" and first["loss_vocab_size"] < VOCAB
+    (tmp_path / "distill.jsonl").write_text("\n".join(data[:4]) + "\n" + data[4][:20])  # killed mid-write
+    asked = []
+    generate = model.generate
+    model.generate = lambda prompts, *a: asked.extend(prompts) or generate(prompts, *a)
+    again = train_medusa(model, tmp_path, questions, loss_vocab="observed", **kw)
+    def answers(lines):
+        return [{k: v for k, v in json.loads(x).items() if k != "seconds"} for x in lines]
+
+    assert len(asked) == 2 and answers((tmp_path / "distill.jsonl").read_text().splitlines()) == answers(data)
+    assert again["heldout_top1_per_head"] == first["heldout_top1_per_head"]
+    full = train_medusa(model, tmp_path, questions, **kw)  # auto: a small vocabulary takes the full loss
+    assert len(asked) == 2 and full["loss_vocab_size"] == VOCAB
+    with pytest.raises(ConfigError, match="other settings"):
+        train_medusa(model, tmp_path, questions, **{**kw, "max_new_tokens": 13})
+    with pytest.raises(ConfigError, match="share_lm_head=true"):
+        train_medusa(model, tmp_path, questions, share_lm_head=False, loss_vocab="observed", **kw)
+
+
 def test_train_medusa_command(tiny_folder, tmp_path, capsys):
     from ponder.cli import main
 

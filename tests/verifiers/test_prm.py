@@ -136,3 +136,22 @@ def test_llm_judge_scores_each_step():
     budget = Budget()
     assert judge.step_scores(QUESTION, [STEPS[:2]], budget, known=[[0.25]]) == [pytest.approx([0.25, steps[1]])]
     assert budget.usage.verifier_calls == 1  # only the new step was judged
+
+
+@pytest.mark.parametrize("fixture,kw", [("qwen_prm", {"system": None}), ("shepherd_prm", {}),
+                                        ("rlhflow_prm", {"format": "chat_turns"})])
+def test_prm_reuses_the_scored_prefix(fixture, kw, request):
+    """A node scored after its parent runs only its new tokens, with the same scores as a
+    PRM scoring from scratch; an exact repeat runs nothing."""
+    folder = request.getfixturevalue(fixture)
+    cached, fresh = ProcessRewardModel(folder, **kw), ProcessRewardModel(folder, cache_tokens=0, **kw)
+    b_cached, b_fresh = Budget(), Budget()
+    for k in range(1, len(STEPS) + 1):
+        assert cached.step_scores(QUESTION, [STEPS[:k]], b_cached) == [
+            pytest.approx(fresh.step_scores(QUESTION, [STEPS[:k]], b_fresh)[0], abs=1e-5)]
+    assert b_cached.usage.cached_prompt_tokens > 0 and b_cached.usage.prompt_tokens < b_fresh.usage.prompt_tokens
+    assert b_cached.usage.flops < b_fresh.usage.flops and b_fresh.usage.cached_prompt_tokens == 0
+    passes = b_cached.usage.forward_passes
+    assert cached.step_scores(QUESTION, [STEPS], b_cached) == [pytest.approx(fresh.step_scores(
+        QUESTION, [STEPS], Budget())[0], abs=1e-5)]
+    assert b_cached.usage.forward_passes == passes and b_cached.usage.verifier_calls == len(STEPS) + 1
