@@ -80,6 +80,7 @@ def main():
     model = load_model(args.model)
     prm = ProcessRewardModel(args.prm) if args.prm else LLMJudge(model, per_step=True)
     per_token = 2.0 * model.shape.params
+    tag = "prm" if args.prm else "judge"
     task = GSM8K(limit=args.limit)
     summary: dict = {}
     for budget in args.budgets:
@@ -88,13 +89,14 @@ def main():
                 continue
             gen = Generator(model, strategy, prm if strategy.uses_verifier else None,
                             budget={"max_flops": budget * per_token})
-            out = RESULTS / (args.out or "search") / f"{args.model}-{'prm' if args.prm else 'judge'}-{name}-b{budget}.jsonl"
+            out = RESULTS / (args.out or "search") / f"{args.model}-{tag}-{name}-b{budget}.jsonl"
             s = run_benchmark(gen, task, out)
             summary.setdefault(name, {})[str(budget)] = s
             print(f"{name} @ {budget}: accuracy {s['accuracy']:.3f} {s['accuracy_ci95']}, "
                   f"{s['mean_generated_tokens']:.0f} tokens, {s['mean_flops']:.3g} FLOPs", flush=True)
-    path = save(args.out or f"search-{args.model}", {"model": args.model, "prm": args.prm or "llm_judge (self, per step)",
-                                         "problems": args.limit, "budgets": args.budgets, "summary": summary})
+    path = save(args.out or f"search-{args.model}", {
+        "model": args.model, "prm": args.prm or "llm_judge (self, per step)", "problems": args.limit,
+        "budgets": args.budgets, "summary": summary})
     plot(summary, path.with_suffix(".png"), args.model, args.limit)
     print(json.dumps({k: {b: round(v["accuracy"], 3) for b, v in d.items()} for k, d in summary.items()}))
 

@@ -111,7 +111,7 @@ class HFModel:
         for r, (prefix, _) in enumerate(rows):
             mask[r, width - len(prefix):] = 1
         return DecodeBatch(cache=cache, attention_mask=mask, lengths=[len(p) for p, _ in rows],
-                           last_logits=torch.stack([p.last_logits for p, _ in rows]),
+                           last_logits=torch.stack([p.output for p, _ in rows]),
                            temperatures=torch.tensor([t for _, t in rows], device=self.device),
                            token_ids=[p.tokens for p, _ in rows])
 
@@ -145,7 +145,7 @@ class HFModel:
             if prefix is None or not c_ids:
                 scores.append(float("-inf") if prefix is None else 0.0)
                 continue
-            total = torch.log_softmax(prefix.last_logits, -1)[c_ids[0]].item()
+            total = torch.log_softmax(prefix.output, -1)[c_ids[0]].item()
             if len(c_ids) > 1:
                 flops = self.shape.forward_flops(len(c_ids) - 1, len(p_ids))
                 if not budget.can_prefill(len(c_ids) - 1, flops):

@@ -13,8 +13,9 @@ import torch
 class CachedPrefix:
     tokens: tuple[int, ...]
     kv: list[tuple[torch.Tensor, torch.Tensor]]  # per layer: keys, values [1, kv_heads, len, head_dim]
-    last_logits: torch.Tensor                     # [vocab] float32, the logits after the last token
-                                                  # (a PRM keeps its per-position step scores here)
+    output: torch.Tensor                          # what the owner keeps of the pass: a policy the float32
+                                                  # logits after the last token [vocab], a PRM its step
+                                                  # scores at every position [len]
 
     def __len__(self) -> int:
         return len(self.tokens)

@@ -94,13 +94,13 @@ def train_medusa(model, out: str | Path, questions: list[str], num_heads: int = 
         raise ConfigError(f"train-medusa needs at least 2 training questions, got {len(questions)}")
     if loss_vocab not in ("auto", "observed", "full"):
         raise ConfigError(f"loss_vocab must be auto, observed or full, got {loss_vocab!r}")
+    net, lm_head = model.network, model.network.get_output_embeddings()
     if loss_vocab == "auto":
-        loss_vocab = "full" if model.network.get_output_embeddings().weight.shape[0] <= 65536 else "observed"
+        loss_vocab = "full" if lm_head.weight.shape[0] <= 65536 else "observed"
     if loss_vocab == "observed" and not share_lm_head:
         raise ConfigError("loss_vocab=observed trains heads through the shared lm_head: set share_lm_head=true, "
                           "or loss_vocab=full to train heads with their own output layers")
     torch.manual_seed(seed)
-    net, lm_head = model.network, model.network.get_output_embeddings()
     data = self_distilled(model, questions, max_new_tokens, progress=progress, cache=Path(out) / "distill.jsonl")
     seqs = [(r["ids"], r["start"]) for r in data]
     t_data = sum(r["seconds"] for r in data)  # true generation time, also when resumed from the cache

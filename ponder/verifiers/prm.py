@@ -189,7 +189,7 @@ class ProcessRewardModel(StepScoring):
             if budget.affordable_verifier_calls(1) < 1 or not budget.can_prefill(new, flops):
                 out.extend([[float("nan")] * len(s) for s in solutions[i:]])
                 break
-            probs = entry.last_logits[:shared] if shared else torch.empty(0)
+            probs = entry.output[:shared] if shared else torch.empty(0)
             if new:
                 cache = cache_from(self.network.config, entry.kv if shared else [], shared)
                 with torch.inference_mode():

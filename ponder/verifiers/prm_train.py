@@ -66,16 +66,15 @@ def rollout_labels(model, task, problems, samples: int, rollouts: int, delimiter
             Budget()) if prefixes else []
         shares = [sum(task.check(p + c.text, problem) for c in comps) / len(comps)
                   for p, comps in zip(prefixes, outs)]
-        mine = []
+        mine, seconds = [], round(time.perf_counter() - t0, 1)
         for sol, steps, ps in todo:
             if not steps:
                 continue
             labels, shares = shares[:len(ps)], shares[len(ps):]
             if len(ps) < len(steps):
                 labels.append(float(task.check(sol.text, problem)))
-            mine.append({"problem": problem.id, "question": problem.question, "steps": steps, "labels": labels})
-        for r in mine:
-            r["seconds"] = round(time.perf_counter() - t0, 1)
+            mine.append({"problem": problem.id, "question": problem.question, "steps": steps, "labels": labels,
+                         "seconds": seconds})
         records += mine
         if cache is not None and mine:
             with open(cache, "a") as f:
