@@ -26,9 +26,9 @@ def early_exit(exit_layer: int = 8, num_tokens: int = 4, tree_width: int = 1, mi
     return SpeculativeDecoder(EarlyExitProposer(exit_layer, num_tokens, tree_width, min_confidence), attention)
 
 
-def medusa(heads: str, tree_width: int = 2, choices=None, acceptance: str = "exact", typical_threshold: float = 0.09,
-           typical_alpha: float = 0.3, attention: str = "auto") -> SpeculativeDecoder:
-    return SpeculativeDecoder(MedusaProposer(heads, tree_width, choices), attention, acceptance, typical_threshold,
+def medusa(heads: str, tree_width: int = 2, choices=None, vocab: str = "auto", acceptance: str = "exact",
+           typical_threshold: float = 0.09, typical_alpha: float = 0.3, attention: str = "auto") -> SpeculativeDecoder:
+    return SpeculativeDecoder(MedusaProposer(heads, tree_width, choices, vocab), attention, acceptance, typical_threshold,
                               typical_alpha)
 
 

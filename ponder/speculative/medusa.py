@@ -4,6 +4,13 @@ guessing the token k + 2 positions ahead. Each head is residual blocks (x + SiLU
 and an output layer, or, with `share_lm_head`, reuses the base model's lm_head so a head
 costs one hidden x hidden layer.
 
+Drafting cost: with a shared lm_head, every step runs that lm_head once per head (for
+Qwen2.5's 151,936 tokens, 4 heads cost about a 0.5B model's forward pass). `ponder
+train-medusa` therefore saves the vocabulary its labels used with the heads, and the proposer
+by default ranks only those tokens (`vocab="auto"`): a lm_head slice of about 1,600 rows
+instead of 151,936. Tokens outside it are never drafted; the target still verifies every
+draft, so decoding stays exact either way.
+
 Checkpoints load from ponder's format (`medusa.json` + `medusa.safetensors`) and from the
 FasterDecoding Medusa format (`config.json` with `medusa_num_heads`/`medusa_num_layers`, and
 `medusa_lm_head.safetensors` or `.pt`, keys `<head>.<layer>.linear.*` and `<head>.<layers>.weight`).
@@ -34,10 +41,12 @@ class ResBlock(nn.Module):
 
 class MedusaHeads(nn.Module):
     def __init__(self, hidden_size: int, vocab_size: int, num_heads: int = 4, num_layers: int = 1,
-                 share_lm_head: bool = True):
+                 share_lm_head: bool = True, draft_vocab: int = 0):
         super().__init__()
         self.config = {"hidden_size": hidden_size, "vocab_size": vocab_size, "num_heads": num_heads,
-                       "num_layers": num_layers, "share_lm_head": share_lm_head}
+                       "num_layers": num_layers, "share_lm_head": share_lm_head, "draft_vocab": draft_vocab}
+        if draft_vocab:  # token ids the heads were trained to predict (train-medusa fills it in)
+            self.register_buffer("draft_vocab", torch.zeros(draft_vocab, dtype=torch.long))
         self.heads = nn.ModuleList(
             nn.Sequential(*[ResBlock(hidden_size) for _ in range(num_layers)],
                           *([] if share_lm_head else [nn.Linear(hidden_size, vocab_size, bias=False)]))
@@ -54,11 +63,13 @@ class MedusaHeads(nn.Module):
             outs = [lm_head(o) for o in outs]
         return torch.stack(outs, -2)
 
-    def shape(self) -> ModelShape:
-        """For the FLOP model: the heads' own parameters plus, when shared, one lm_head per head."""
+    def shape(self, lm_head_rows: int | None = None) -> ModelShape:
+        """For the FLOP model: the heads' own parameters plus, when shared, one lm_head (of
+        `lm_head_rows` rows, default the whole vocabulary) per head."""
         own = sum(p.numel() for p in self.parameters())
         c = self.config
-        shared = c["num_heads"] * c["hidden_size"] * c["vocab_size"] if c["share_lm_head"] else 0
+        rows = c["vocab_size"] if lm_head_rows is None else lm_head_rows
+        shared = c["num_heads"] * c["hidden_size"] * rows if c["share_lm_head"] else 0
         return ModelShape(params=own + shared, layers=0, d_attn=0)
 
     def save(self, folder: str | Path) -> Path:
@@ -112,15 +123,20 @@ class MedusaProposer:
     """Drafts a token tree from the heads' top-k guesses at the last accepted position.
 
     `choices`: the tree as Medusa choices (paths of top-k ranks); default a top-`tree_width`
-    tree `num_heads` deep. The first step after the prompt drafts nothing (the heads need the
+    tree `num_heads` deep. `vocab`: "auto" ranks only the checkpoint's training vocabulary
+    when it has one (heads sharing the lm_head), "full" the whole vocabulary. The first step after the prompt drafts nothing (the heads need the
     hidden state of a verified position, which verification then supplies every step)."""
 
     wants_hidden = True
 
-    def __init__(self, heads, tree_width: int = 2, choices=None):
+    def __init__(self, heads, tree_width: int = 2, choices=None, vocab: str = "auto"):
         self.spec = heads
         self.width = check_number("decoder.tree_width", tree_width, minimum=1, integer=True)
         self.choices = [tuple(c) for c in choices] if choices else None
+        if vocab not in ("auto", "full"):
+            raise ConfigError(f"decoder.vocab must be auto (the heads' training vocabulary when the checkpoint "
+                              f"has one) or full, got {vocab!r}")
+        self.vocab_choice = vocab
         self.hidden = None
 
     def bind(self, model) -> None:
@@ -128,12 +144,20 @@ class MedusaProposer:
         hidden, vocab = net.config.get_text_config().hidden_size, net.get_output_embeddings().weight.shape[0]
         heads = self.spec if isinstance(self.spec, MedusaHeads) else MedusaHeads.load(self.spec, hidden, vocab)
         self.heads = heads.to(device=model.device, dtype=net.dtype).eval()
-        self.lm_head = net.get_output_embeddings()
+        self.lm_head, self.vocab = net.get_output_embeddings(), None
+        if self.vocab_choice == "auto" and heads.config["share_lm_head"] and heads.config.get("draft_vocab"):
+            self.vocab = heads.draft_vocab
+            full = self.lm_head
+            self.lm_head = nn.Linear(full.in_features, len(self.vocab), bias=full.bias is not None,
+                                     device=model.device, dtype=net.dtype)
+            self.lm_head.weight.data.copy_(full.weight.data[self.vocab])
+            if full.bias is not None:
+                self.lm_head.bias.data.copy_(full.bias.data[self.vocab])
         self.tree = TokenTree(self.choices) if self.choices else TokenTree.top_k(self.width, heads.num_heads)
         if self.tree.depth > heads.num_heads:
             raise ConfigError(f"decoder.choices are {self.tree.depth} deep but the checkpoint has only "
                               f"{heads.num_heads} Medusa heads")
-        self.flops_per_row = 2.0 * heads.shape().params
+        self.flops_per_row = 2.0 * heads.shape(self.lm_head.weight.shape[0]).params
 
     def start(self, rows, prompts, budget) -> None:
         self.hidden = None
@@ -143,8 +167,10 @@ class MedusaProposer:
         if self.hidden is None or meter.affordable_rows(len(contexts), self.flops_per_row) < len(contexts):
             return [Draft() for _ in contexts]
         with torch.inference_mode():
-            logits = self.heads(self.hidden, self.lm_head)  # [rows, heads, vocab]
+            logits = self.heads(self.hidden, self.lm_head)  # [rows, heads, vocab or draft vocab]
         ranked = logits[:, :self.tree.depth].topk(max(self.tree.ranks) + 1, -1).indices
+        if self.vocab is not None:
+            ranked = self.vocab[ranked]
         drafts = [self.tree.draft(r) for r in ranked]
         meter.charge(generated_tokens=sum(len(d) for d in drafts), forward_passes=1,
                      flops=self.flops_per_row * len(contexts))

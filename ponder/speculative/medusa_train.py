@@ -10,11 +10,16 @@ the tokens the training labels use (about 1,600 of Qwen's 151,936), which brings
 Qwen2.5-Coder-0.5B under an hour on a 2-core CPU but gives less accurate heads (the other
 tokens' logits are never pushed down). `"auto"` (the default) takes the full loss for
 vocabularies up to 65,536 tokens and the observed one above. The generated answers are kept in
-<out>/distill.jsonl, so a stopped run, or a second run with other training settings, reuses them."""
+<out>/distill.jsonl, so a stopped run, or a second run with other training settings, reuses them.
+
+Heads sharing the lm_head are saved with the training vocabulary (the tokens the labels use),
+which the proposer drafts from by default; the held-out accuracy is reported both over the
+whole vocabulary and over that one."""
 from __future__ import annotations
 
 import json
 import time
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -69,12 +74,15 @@ def hidden_and_labels(network, seqs, num_heads: int):
     return hs, labels
 
 
-def head_accuracy(heads, lm_head, h, labels, batch: int) -> list[float]:
+def head_accuracy(heads, lm_head, h, labels, batch: int, vocab=None) -> list[float]:
+    """Per head, the share of positions whose top-1 guess is the label; with `vocab`, `lm_head`
+    has only those tokens' rows and guesses are mapped back to token ids."""
     right = torch.zeros(heads.num_heads)
     total = torch.zeros(heads.num_heads)
     with torch.inference_mode():
         for s in range(0, len(h), batch):
             pred = heads(h[s:s + batch], lm_head).argmax(-1)
+            pred = vocab[pred] if vocab is not None else pred
             ok = labels[s:s + batch] != -100
             right += ((pred == labels[s:s + batch]) & ok).sum(0)
             total += ok.sum(0)
@@ -111,21 +119,24 @@ def train_medusa(model, out: str | Path, questions: list[str], num_heads: int = 
     h_train, y_train = torch.cat(hs[:split]), torch.cat(labels[:split])
     h_eval = torch.cat(hs[split:]) if n_eval else h_train[:0]
     y_eval = torch.cat(labels[split:]) if n_eval else y_train[:0]
-    cfg = net.config.get_text_config()
-    heads = MedusaHeads(cfg.hidden_size, lm_head.weight.shape[0], num_heads, num_layers, share_lm_head)
-    heads.to(lm_head.weight.device)
-    f32_head = torch.nn.Linear(cfg.hidden_size, lm_head.weight.shape[0], bias=False).to(lm_head.weight.device)
+    vocab = torch.unique(y_train[y_train != -100])  # the training vocabulary
+    cfg, device = net.config.get_text_config(), lm_head.weight.device
+    heads = MedusaHeads(cfg.hidden_size, lm_head.weight.shape[0], num_heads, num_layers, share_lm_head,
+                        draft_vocab=len(vocab) if share_lm_head else 0)
+    heads.to(device)
+    if share_lm_head:
+        heads.draft_vocab.copy_(vocab)
+    f32_head = torch.nn.Linear(cfg.hidden_size, lm_head.weight.shape[0], bias=False).to(device)
     f32_head.weight.data.copy_(lm_head.weight.data.float())
     f32_head.requires_grad_(False)  # the base model stays frozen
-    h_train, y_train = h_train.to(f32_head.weight.device), y_train.to(f32_head.weight.device)
-    train_head, vocab = f32_head, None
+    vocab = vocab.to(device)
+    vocab_head = partial(torch.nn.functional.linear, weight=f32_head.weight[vocab])  # the lm_head's rows for it
+    h_train, y_train = h_train.to(device), y_train.to(device)
+    train_head = f32_head
     if loss_vocab == "observed":  # the softmax runs over the tokens the labels use, not all of the vocabulary
-        vocab = torch.unique(y_train[y_train != -100])
-        train_head = torch.nn.Linear(cfg.hidden_size, len(vocab), bias=False).to(f32_head.weight.device)
-        train_head.weight.data.copy_(f32_head.weight.data[vocab])
-        train_head.requires_grad_(False)
-        remap = torch.zeros(f32_head.weight.shape[0], dtype=torch.long, device=y_train.device)
-        remap[vocab] = torch.arange(len(vocab), device=y_train.device)
+        train_head = vocab_head
+        remap = torch.zeros(f32_head.weight.shape[0], dtype=torch.long, device=device)
+        remap[vocab] = torch.arange(len(vocab), device=device)
         y_train = torch.where(y_train == -100, -100, remap[y_train.clamp_min(0)])
     opt = torch.optim.AdamW(heads.parameters(), lr=lr)
     weights = torch.tensor([0.8 ** k for k in range(num_heads)], device=h_train.device)
@@ -150,14 +161,20 @@ def train_medusa(model, out: str | Path, questions: list[str], num_heads: int = 
                 bar.update(1)
                 bar.set_postfix(loss=f"{losses[-1]:.3f}")
     heads.eval()
+    h_eval, y_eval = h_eval.to(h_train.device), y_eval.to(h_train.device)
+
+    def accuracy(head, vocab=None):
+        return head_accuracy(heads, head, h_eval, y_eval, batch_positions, vocab)
+
     metrics = {
         "base_model": model.name, "sequences": len(seqs), "train_positions": len(h_train),
         "heldout_sequences": n_eval, "heldout_positions": len(h_eval), "num_heads": num_heads,
         "num_layers": num_layers, "share_lm_head": share_lm_head, "epochs": epochs, "lr": lr,
-        "loss_vocab": loss_vocab, "loss_vocab_size": len(vocab) if vocab is not None else f32_head.weight.shape[0],
+        "loss_vocab": loss_vocab, "loss_vocab_size": len(vocab) if loss_vocab == "observed" else len(f32_head.weight),
+        "draft_vocab_size": len(vocab) if share_lm_head else None,
         "first_loss": losses[0], "last_loss": sum(losses[-10:]) / len(losses[-10:]),
-        "heldout_top1_per_head": head_accuracy(heads, f32_head, h_eval.to(h_train.device), y_eval.to(h_train.device),
-                                               batch_positions) if n_eval else None,
+        "heldout_top1_per_head": accuracy(f32_head) if n_eval else None,
+        "heldout_top1_per_head_draft_vocab": accuracy(vocab_head, vocab) if n_eval and share_lm_head else None,
         "seconds_data": t_data, "seconds_training": (t_train := time.perf_counter() - t0),
         "seconds_total": t_data + t_train,
     }

@@ -33,6 +33,10 @@ def test_ponder_format_round_trip(tmp_path):
     back = MedusaHeads.load(tmp_path, HIDDEN, VOCAB)
     x, lm = torch.randn(5, HIDDEN), torch.nn.Linear(HIDDEN, VOCAB, bias=False)
     torch.testing.assert_close(back(x, lm), heads(x, lm))
+    shared = MedusaHeads(HIDDEN, VOCAB, num_heads=2, draft_vocab=3)
+    shared.draft_vocab.copy_(torch.tensor([5, 9, 11]))
+    shared.save(tmp_path / "vocab")
+    assert MedusaHeads.load(tmp_path / "vocab", HIDDEN, VOCAB).draft_vocab.tolist() == [5, 9, 11]
 
 
 @pytest.mark.parametrize("weights", ["medusa_lm_head.safetensors", "medusa_lm_head.pt"])
@@ -78,12 +82,51 @@ def test_medusa_greedy_is_plain_greedy(acceptance):
     assert [[c.token_ids for c in r] for r in got] == [[c.token_ids for c in r] for r in want]
 
 
+def test_drafting_from_the_training_vocabulary():
+    """With a draft vocabulary every drafted token comes from it, drafting costs the lm_head
+    slice's FLOPs instead of the whole lm_head's, and greedy output is still plain greedy;
+    vocab=full ignores it."""
+    params = SamplingParams(n=1, temperature=0.0, max_new_tokens=30)
+    prompts = ["Tom has 3 apples", "def f(x):"]
+    want = HFModel(tiny_network(0), tiny_tokenizer()).generate(prompts, params, Budget())
+    heads = random_heads()
+    allowed = torch.arange(3, VOCAB, 7)
+    restricted = MedusaHeads(HIDDEN, VOCAB, num_heads=3, draft_vocab=len(allowed))
+    restricted.load_state_dict({**heads.state_dict(), "draft_vocab": allowed})
+    drafted, flops = {}, {}
+    for vocab in ("auto", "full"):
+        dec = medusa(restricted, tree_width=2, vocab=vocab)
+        model = HFModel(tiny_network(0), tiny_tokenizer(), decoder=dec)
+        propose = dec.proposer.propose
+        drafted[vocab] = set()
+
+        def record(*a, seen=drafted[vocab], **kw):
+            drafts = propose(*a, **kw)
+            seen.update(t for d in drafts for t in d.tokens)
+            return drafts
+        dec.proposer.propose = record
+        budget = Budget()
+        got = model.generate(prompts, params, budget)
+        assert [[c.token_ids for c in r] for r in got] == [[c.token_ids for c in r] for r in want]
+        flops[vocab] = budget.usage.draft_flops / budget.usage.draft_forward_passes
+    assert drafted["auto"] and drafted["auto"] <= set(allowed.tolist())
+    assert not drafted["full"] <= set(allowed.tolist())
+    assert flops["auto"] < flops["full"]
+    with pytest.raises(ConfigError, match="decoder.vocab"):
+        medusa(restricted, vocab="observed")
+
+
 def test_training_learns_and_the_heads_decode(tmp_path):
     model = HFModel(tiny_network(0), tiny_tokenizer())
     questions = [p.question for p in GSM8K(split="train", limit=12, template="{question}")]
     m = train_medusa(model, tmp_path, questions, num_heads=2, max_new_tokens=24, epochs=12, lr=1e-2,
                      batch_positions=32, heldout=0.25, progress=False)
     assert m["last_loss"] < 0.7 * m["first_loss"] and len(m["heldout_top1_per_head"]) == 2
+    answers = {t for r in map(json.loads, (tmp_path / "distill.jsonl").read_text().splitlines())
+               for t in r["ids"][r["start"]:]}
+    vocab = MedusaHeads.load(tmp_path, HIDDEN, VOCAB).draft_vocab.tolist()
+    assert len(vocab) == m["draft_vocab_size"] and set(vocab) <= answers
+    assert len(m["heldout_top1_per_head_draft_vocab"]) == 2
     assert (tmp_path / "medusa.safetensors").is_file() and (tmp_path / "medusa_train.json").is_file()
     dec = medusa(str(tmp_path), tree_width=2)
     params = SamplingParams(n=1, temperature=0.0, max_new_tokens=30)
