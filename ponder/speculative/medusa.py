@@ -124,8 +124,9 @@ class MedusaProposer:
 
     `choices`: the tree as Medusa choices (paths of top-k ranks); default a top-`tree_width`
     tree `num_heads` deep. `vocab`: "auto" ranks only the checkpoint's training vocabulary
-    when it has one (heads sharing the lm_head), "full" the whole vocabulary. The first step after the prompt drafts nothing (the heads need the
-    hidden state of a verified position, which verification then supplies every step)."""
+    when it has one (heads sharing the lm_head), "full" the whole vocabulary. The first step
+    after the prompt drafts nothing (the heads need the hidden state of a verified position,
+    which verification then supplies every step)."""
 
     wants_hidden = True
 
