@@ -92,10 +92,12 @@ def main():
     ap.add_argument("--hf-draft", default="qwen2.5-coder-0.5b", help="assistant_model for transformers' baseline")
     ap.add_argument("--skip-hf", action="store_true", help="no transformers baselines")
     ap.add_argument("--out", help="results name (default speculative-<target>)")
+    ap.add_argument("--packed-weights", default="auto", choices=["auto", "off"],
+                    help="model.packed_weights of the target and its draft (README: packed weights)")
     args = ap.parse_args()
     out_name = args.out or f"speculative-{args.target}"
 
-    plain = load_model(args.target)
+    plain = load_model(args.target, packed_weights=args.packed_weights)
     tasks = {t: {"gsm8k": GSM8K, "humaneval": HumanEval}[t](limit=args.prompts) for t in args.tasks}
     prompts = {t: [plain.chat(p.question) for p in task] for t, task in tasks.items()}
     timed(plain, next(iter(prompts.values()))[:1], 1, 4)  # warm-up
@@ -108,7 +110,7 @@ def main():
               if hasattr(getattr(m.decoder, "proposer", None), "draft")}
     draft_net = None
     if args.hf_draft and not args.skip_hf:
-        draft_net = drafts.get(args.hf_draft) or load_model(args.hf_draft).network
+        draft_net = drafts.get(args.hf_draft) or load_model(args.hf_draft, packed_weights=args.packed_weights).network
     rows = []
     for task, ps in prompts.items():
         for batch in args.batch:
@@ -139,7 +141,7 @@ def main():
                           flush=True)
             rows.append(row)  # saved as it goes: a run stopped part-way keeps its finished rows
             path = save(out_name, {"target": args.target, "tokens": args.tokens, "prompts_per_task": args.prompts,
-                               "pass_cost": cost, "rows": rows})
+                                   "packed_weights": args.packed_weights, "pass_cost": cost, "rows": rows})
             plot(rows, path.with_suffix(".png"), args.target)
     print(f"wrote {path}")
 

@@ -18,7 +18,8 @@ class LanguageModel(Protocol):
 
 
 def load_model(path: str, backend: str = "hf", dtype: str = "auto", device: str = "auto", decoder=None,
-               max_batch_rows: int = 32, prefix_cache_tokens: int = 65536, system_prompt: str | None = None):
+               max_batch_rows: int = 32, prefix_cache_tokens: int = 65536, system_prompt: str | None = None,
+               packed_weights: str = "auto"):
     """A model by preset name (smollm2-135m, qwen2.5-coder-0.5b, qwen2.5-coder-1.5b), hub id,
     local folder or GGUF file, behind the chosen backend."""
     from ponder.errors import ConfigError
@@ -28,6 +29,6 @@ def load_model(path: str, backend: str = "hf", dtype: str = "auto", device: str 
         raise ConfigError(f"model.backend must be 'hf' (the only backend in this build); got '{backend}'")
     from ponder.models.hf import HFModel
 
-    network, tokenizer = load_pretrained(path, dtype=dtype, device=device)
+    network, tokenizer = load_pretrained(path, dtype=dtype, device=device, packed_weights=packed_weights)
     return HFModel(network, tokenizer, name=path, decoder=decoder, max_batch_rows=max_batch_rows,
                    prefix_cache_tokens=prefix_cache_tokens, system_prompt=system_prompt)

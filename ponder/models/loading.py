@@ -16,7 +16,8 @@ from pathlib import Path
 import torch
 from safetensors.torch import save_model
 
-from ponder.errors import ModelNotFound
+from ponder.errors import ConfigError, ModelNotFound
+from ponder.models.cpu_linear import pack_linears
 
 FETCH = "../shared/models/fetch_models.sh"
 
@@ -129,8 +130,12 @@ def pick_dtype(dtype: str, device: torch.device) -> torch.dtype:
         raise ModelNotFound(f"model.dtype must be one of auto, bf16, fp16, fp32; got '{dtype}'") from None
 
 
-def load_pretrained(path: str, dtype: str = "auto", device: str = "auto"):
-    """Return (model, tokenizer) for a preset, hub id, folder or GGUF file, in eval mode."""
+def load_pretrained(path: str, dtype: str = "auto", device: str = "auto", packed_weights: str = "auto"):
+    """Return (model, tokenizer) for a preset, hub id, folder or GGUF file, in eval mode.
+    `packed_weights="auto"` packs an fp32 CPU model's linear weights once (`cpu_linear`)."""
+    if packed_weights not in ("auto", "off"):
+        raise ConfigError(f"model.packed_weights must be auto (pack an fp32 CPU model's linear weights) or off; "
+                          f"got '{packed_weights}'")
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from transformers.utils import logging as hf_logging
@@ -146,4 +151,7 @@ def load_pretrained(path: str, dtype: str = "auto", device: str = "auto"):
     except OSError as e:
         raise ModelNotFound(f"could not load model '{path}': {e}. If this machine is offline, "
                             f"use a local folder or .gguf file, or one of the presets {list(PRESETS)}") from None
-    return model.to(dev).eval(), tokenizer
+    model = model.to(dev).eval()
+    if packed_weights == "auto":
+        pack_linears(model)
+    return model, tokenizer

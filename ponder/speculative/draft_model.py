@@ -57,8 +57,8 @@ def draft_steps(kv: KVRows, blocks: list[list[int]], vocab: int, k: int, width: 
 
 
 class DraftModelProposer:
-    """`draft`: a preset, hub id or path (loaded on the target's device and dtype), or a
-    loaded HFModel. Its tokenizer must be the target's."""
+    """`draft`: a preset, hub id or path (loaded on the target's device and dtype, with packed
+    weights when the target has them), or a loaded HFModel. Its tokenizer must be the target's."""
 
     def __init__(self, draft, num_tokens: int = 4, tree_width: int = 1, min_confidence: float = 0.0):
         self.spec, self.min_confidence = draft, check_number("decoder.min_confidence", min_confidence, 0, 1)
@@ -68,10 +68,12 @@ class DraftModelProposer:
 
     def bind(self, model) -> None:
         from ponder.models import load_model
+        from ponder.models.cpu_linear import is_packed
 
         draft = self.spec
         if isinstance(draft, str):
-            draft = load_model(draft, device=str(model.device), dtype=str(model.network.dtype).split(".")[-1])
+            draft = load_model(draft, device=str(model.device), dtype=str(model.network.dtype).split(".")[-1],
+                               packed_weights="auto" if is_packed(model.network) else "off")
         if draft.tokenizer.get_vocab() != model.tokenizer.get_vocab():
             raise ConfigError(f"decoder.draft {draft.name!r} does not share the tokenizer of the target model "
                               f"{model.name!r}; a draft model must use the same vocabulary (for example "
