@@ -1,9 +1,9 @@
 """Pre-packed linear weights for CPU inference.
 
 On these CPUs a forward pass over a few tokens costs 2-3x a one-token pass with plain
-`nn.Linear`: for more than one row, the fp32 GEMM repacks every weight matrix on every call,
-which triples the memory traffic of a pass that is bound by reading the weights. oneDNN can
-pack each weight once (`torch.ops.mkldnn._reorder_linear_weight`, what torch.compile's CPU
+`nn.Linear`, though it reads the same weights: PyTorch's fp32 matrix product for more than one
+row is far slower per weight read than its one-row path (most likely it re-lays-out the weight
+on every call). oneDNN can pack each weight once (`torch.ops.mkldnn._reorder_linear_weight`, what torch.compile's CPU
 backend does with frozen weights); with packed weights, passes over a handful of tokens
 (speculative verification, batched decoding) cost little more than one token's.
 
@@ -24,9 +24,13 @@ def available() -> bool:
     return torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_linear_pointwise")
 
 
+def _version(w: torch.Tensor) -> int:
+    return 0 if w.is_inference() else w._version  # inference tensors cannot change in place
+
+
 def _pack(module: nn.Linear):
     w = module.weight
-    module._ponder_packed = (w.data_ptr(), w._version, torch.ops.mkldnn._reorder_linear_weight(w.detach(), 8))
+    module._ponder_packed = (w.data_ptr(), _version(w), torch.ops.mkldnn._reorder_linear_weight(w.detach(), 8))
 
 
 def _forward(self: nn.Linear, x: torch.Tensor) -> torch.Tensor:
@@ -35,7 +39,7 @@ def _forward(self: nn.Linear, x: torch.Tensor) -> torch.Tensor:
             torch.is_grad_enabled() and (w.requires_grad or x.requires_grad)):
         return F.linear(x, w, self.bias)
     ptr, version, _ = self._ponder_packed
-    if ptr != w.data_ptr() or version != w._version:
+    if ptr != w.data_ptr() or version != _version(w):
         _pack(self)
     return torch.ops.mkldnn._linear_pointwise(x, self._ponder_packed[2], self.bias, "none", [], "")
 
