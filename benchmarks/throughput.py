@@ -43,8 +43,9 @@ def main():
     ap.add_argument("--n", type=int, nargs="+", default=[1, 4, 16])
     ap.add_argument("--tokens", type=int, default=128)
     ap.add_argument("--dtype", default="auto")
+    ap.add_argument("--packed-weights", default="auto", choices=["auto", "off"], help="model.packed_weights")
     args = ap.parse_args()
-    model = load_model(args.model, dtype=args.dtype)
+    model = load_model(args.model, dtype=args.dtype, packed_weights=args.packed_weights)
     model.eos_ids = set()
     prompt = gsm8k_8shot()
     print(f"{args.model} ({model.network.dtype}), prompt {len(model.encode(prompt))} tokens, {args.tokens} new tokens")
@@ -56,9 +57,10 @@ def main():
         rows.append(row)
         print(f"n={n:3d}  ponder {row['ponder_tok_s']:7.1f} tok/s   transformers {row['hf_tok_s']:7.1f} tok/s   "
               f"ratio {row['ratio']:.2f}x", flush=True)
-    path = save(f"throughput-{args.model}-{args.dtype}", {"model": args.model, "dtype": str(model.network.dtype),
-                                                          "prompt_tokens": len(model.encode(prompt)),
-                                                          "new_tokens": args.tokens, "rows": rows})
+    packed = "-packed" if args.packed_weights == "auto" else ""  # the dense results keep their old name
+    path = save(f"throughput-{args.model}-{args.dtype}{packed}",
+                {"model": args.model, "dtype": str(model.network.dtype), "packed_weights": args.packed_weights,
+                 "prompt_tokens": len(model.encode(prompt)), "new_tokens": args.tokens, "rows": rows})
     print(f"wrote {path}")
 
 
