@@ -1,6 +1,6 @@
 """Pre-packed linear weights for CPU inference.
 
-On these CPUs a forward pass over a few tokens costs 2-3x a one-token pass with plain
+On these CPUs a forward pass over a few tokens costs 2-5x a one-token pass with plain
 `nn.Linear`, though it reads the same weights: PyTorch's fp32 matrix product for more than one
 row is far slower per weight read than its one-row path (most likely it re-lays-out the weight
 on every call). oneDNN can pack each weight once (`torch.ops.mkldnn._reorder_linear_weight`, what torch.compile's CPU
