@@ -3,9 +3,9 @@
 On these CPUs a forward pass over a few tokens costs 2-5x a one-token pass with plain
 `nn.Linear`, though it reads the same weights: PyTorch's fp32 matrix product for more than one
 row is far slower per weight read than its one-row path (most likely it re-lays-out the weight
-on every call). oneDNN can pack each weight once (`torch.ops.mkldnn._reorder_linear_weight`, what torch.compile's CPU
-backend does with frozen weights); with packed weights, passes over a handful of tokens
-(speculative verification, batched decoding) cost little more than one token's.
+on every call). oneDNN can pack each weight once (`torch.ops.mkldnn._reorder_linear_weight`,
+what torch.compile's CPU backend does with frozen weights); with packed weights, passes over a
+handful of tokens (speculative verification, batched decoding) cost little more than one token's.
 
 `pack_linears(network)` switches every fp32 CPU `nn.Linear` to packed weights for inference.
 The dense weight stays (other code reads it); a module whose weight changed in place or was
@@ -24,6 +24,10 @@ def available() -> bool:
     return torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_linear_pointwise")
 
 
+def _packable(w: torch.Tensor) -> bool:
+    return w.device.type == "cpu" and w.dtype == torch.float32
+
+
 def _version(w: torch.Tensor) -> int:
     return 0 if w.is_inference() else w._version  # inference tensors cannot change in place
 
@@ -35,11 +39,11 @@ def _pack(module: nn.Linear):
 
 def _forward(self: nn.Linear, x: torch.Tensor) -> torch.Tensor:
     w = self.weight
-    if w.device.type != "cpu" or w.dtype != torch.float32 or x.dtype != torch.float32 or (
-            torch.is_grad_enabled() and (w.requires_grad or x.requires_grad)):
+    if x.dtype != torch.float32 or (torch.is_grad_enabled() and (w.requires_grad or x.requires_grad)):
         return F.linear(x, w, self.bias)
-    ptr, version, _ = self._ponder_packed
-    if ptr != w.data_ptr() or version != _version(w):
+    if self._ponder_packed[:2] != (w.data_ptr(), _version(w)):  # changed in place, replaced or moved
+        if not _packable(w):
+            return F.linear(x, w, self.bias)
         _pack(self)
     return torch.ops.mkldnn._linear_pointwise(x, self._ponder_packed[2], self.bias, "none", [], "")
 
@@ -54,8 +58,7 @@ def pack_linears(network: nn.Module) -> int:
         return 0
     count = 0
     for m in network.modules():
-        if isinstance(m, nn.Linear) and m.weight.device.type == "cpu" and m.weight.dtype == torch.float32 \
-                and not hasattr(m, "_ponder_packed"):
+        if isinstance(m, nn.Linear) and _packable(m.weight) and not hasattr(m, "_ponder_packed"):
             _pack(m)
             m.forward = types.MethodType(_forward, m)
             count += 1

@@ -130,6 +130,15 @@ def pick_dtype(dtype: str, device: torch.device) -> torch.dtype:
         raise ModelNotFound(f"model.dtype must be one of auto, bf16, fp16, fp32; got '{dtype}'") from None
 
 
+def placed(network, device: torch.device, packed_weights: str = "auto"):
+    """`network` on `device` in eval mode, with packed linear weights when it is fp32 on a CPU and
+    `packed_weights` is "auto" (`cpu_linear`)."""
+    network = network.to(device).eval()
+    if packed_weights == "auto":
+        pack_linears(network)
+    return network
+
+
 def load_pretrained(path: str, dtype: str = "auto", device: str = "auto", packed_weights: str = "auto"):
     """Return (model, tokenizer) for a preset, hub id, folder or GGUF file, in eval mode.
     `packed_weights="auto"` packs an fp32 CPU model's linear weights once (`cpu_linear`)."""
@@ -151,7 +160,4 @@ def load_pretrained(path: str, dtype: str = "auto", device: str = "auto", packed
     except OSError as e:
         raise ModelNotFound(f"could not load model '{path}': {e}. If this machine is offline, "
                             f"use a local folder or .gguf file, or one of the presets {list(PRESETS)}") from None
-    model = model.to(dev).eval()
-    if packed_weights == "auto":
-        pack_linears(model)
-    return model, tokenizer
+    return placed(model, dev, packed_weights), tokenizer

@@ -39,6 +39,19 @@ class ResBlock(nn.Module):
         return x + self.act(self.linear(x))
 
 
+def lm_head_rows(lm_head: nn.Linear, rows: torch.Tensor | None = None, dtype=None) -> nn.Linear:
+    """A frozen copy of `lm_head` in `dtype`, with only the output rows `rows` (token ids) when given."""
+    w, bias = lm_head.weight.detach(), lm_head.bias
+    if rows is not None:
+        w, bias = w[rows], bias[rows] if bias is not None else None
+    part = nn.Linear(w.shape[1], w.shape[0], bias=bias is not None, device=w.device,
+                     dtype=dtype or w.dtype).requires_grad_(False)
+    part.weight.copy_(w)
+    if bias is not None:
+        part.bias.copy_(bias.detach())
+    return part
+
+
 class MedusaHeads(nn.Module):
     def __init__(self, hidden_size: int, vocab_size: int, num_heads: int = 4, num_layers: int = 1,
                  share_lm_head: bool = True, draft_vocab: int = 0):
@@ -148,12 +161,7 @@ class MedusaProposer:
         self.lm_head, self.vocab = net.get_output_embeddings(), None
         if self.vocab_choice == "auto" and heads.config["share_lm_head"] and heads.config.get("draft_vocab"):
             self.vocab = heads.draft_vocab
-            full = self.lm_head
-            self.lm_head = nn.Linear(full.in_features, len(self.vocab), bias=full.bias is not None,
-                                     device=model.device, dtype=net.dtype)
-            self.lm_head.weight.data.copy_(full.weight.data[self.vocab])
-            if full.bias is not None:
-                self.lm_head.bias.data.copy_(full.bias.data[self.vocab])
+            self.lm_head = lm_head_rows(self.lm_head, self.vocab)
         self.tree = TokenTree(self.choices) if self.choices else TokenTree.top_k(self.width, heads.num_heads)
         if self.tree.depth > heads.num_heads:
             raise ConfigError(f"decoder.choices are {self.tree.depth} deep but the checkpoint has only "

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import json
 import time
-from functools import partial
 from pathlib import Path
 
 import torch
@@ -28,7 +27,7 @@ from tqdm import tqdm
 from ponder.bench import resume_cache
 from ponder.budget import Budget
 from ponder.errors import ConfigError, check_number
-from ponder.speculative.medusa import MedusaHeads
+from ponder.speculative.medusa import MedusaHeads, lm_head_rows
 from ponder.types import SamplingParams
 
 
@@ -126,11 +125,9 @@ def train_medusa(model, out: str | Path, questions: list[str], num_heads: int = 
     heads.to(device)
     if share_lm_head:
         heads.draft_vocab.copy_(vocab)
-    f32_head = torch.nn.Linear(cfg.hidden_size, lm_head.weight.shape[0], bias=False).to(device)
-    f32_head.weight.data.copy_(lm_head.weight.data.float())
-    f32_head.requires_grad_(False)  # the base model stays frozen
     vocab = vocab.to(device)
-    vocab_head = partial(torch.nn.functional.linear, weight=f32_head.weight[vocab])  # the lm_head's rows for it
+    f32_head = lm_head_rows(lm_head, dtype=torch.float32)      # frozen: the base model stays as it is
+    vocab_head = lm_head_rows(lm_head, vocab, torch.float32)   # the lm_head's rows for the training vocabulary
     h_train, y_train = h_train.to(device), y_train.to(device)
     train_head = f32_head
     if loss_vocab == "observed":  # the softmax runs over the tokens the labels use, not all of the vocabulary

@@ -23,8 +23,7 @@ class RewardModel:
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
         from ponder.errors import ModelNotFound
-        from ponder.models.cpu_linear import pack_linears
-        from ponder.models.loading import pick_device, pick_dtype, resolve
+        from ponder.models.loading import pick_device, pick_dtype, placed, resolve
 
         kind, where = resolve(path)
         if kind != "pretrained":
@@ -33,11 +32,10 @@ class RewardModel:
         dev = pick_device(device)
         try:
             self.tokenizer = AutoTokenizer.from_pretrained(where)
-            self.network = AutoModelForSequenceClassification.from_pretrained(
-                where, dtype=pick_dtype(dtype, dev)).to(dev).eval()
+            self.network = placed(AutoModelForSequenceClassification.from_pretrained(
+                where, dtype=pick_dtype(dtype, dev)), dev)
         except OSError as e:
             raise ModelNotFound(f"could not load reward model '{path}': {e}") from None
-        pack_linears(self.network)  # CPU fp32 only
         self.shape, self.device, self.max_length = model_shape(self.network), dev, max_length
 
     same_answer = staticmethod(answers_equal)

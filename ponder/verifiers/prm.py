@@ -81,8 +81,7 @@ class ProcessRewardModel(StepScoring):
         from transformers import AutoTokenizer
 
         from ponder.models.hf import model_shape
-        from ponder.models.cpu_linear import pack_linears
-        from ponder.models.loading import pick_device, pick_dtype, resolve
+        from ponder.models.loading import pick_device, pick_dtype, placed, resolve
 
         check_aggregate("verifier.aggregate", aggregate)
         kind, where = resolve(path)
@@ -113,8 +112,7 @@ class ProcessRewardModel(StepScoring):
         else:
             raise ConfigError(f"verifier.format must be auto, token_classification, step_tag or chat_turns; "
                               f"got {format!r}")
-        self.network = self._load(where, format, pick_dtype(dtype, dev)).to(dev).eval()
-        pack_linears(self.network)  # CPU fp32 only: a step's tokens cost about one token's pass
+        self.network = placed(self._load(where, format, pick_dtype(dtype, dev)), dev)
         self.shape, self.device = model_shape(self.network), dev
         self.cache = PrefixCache(cache_tokens) if cache_tokens > 0 else None
 
