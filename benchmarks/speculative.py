@@ -1,7 +1,8 @@
 """Speculative decoding speed: greedy tokens/s of each decoder against plain decoding of the
 same target in the same process, the mean tokens each target forward pass emits, and whether
 every output equals plain greedy token for token; at batch 1 also transformers' own
-`assistant_model=` and `prompt_lookup_num_tokens=` on the same models.
+`assistant_model=` and `prompt_lookup_num_tokens=` on the same models. Each batch of prompts
+goes through every method in turn, so a slow spell of this shared machine hits all alike.
 
 Prompts: the first --prompts GSM8K test questions and HumanEval tasks, in the tasks' own
 chat prompts. Decoders are named on the command line as NAME[:key=value,...] — a `decoder`
@@ -56,6 +57,25 @@ def hf_assisted(target, prompts, tokens, **how):
     return outs, time.perf_counter() - t
 
 
+def interleaved(runs: dict, prompts, batch: int, tokens: int):
+    """Outputs, seconds and decoder stats of every run, timed chunk by chunk in turn (each
+    `batch` prompts through plain, then each decoder, then transformers), so that a slow spell
+    of this shared machine falls on every method alike. A run is a ponder model, or the keyword
+    arguments of a transformers generate baseline (batch 1)."""
+    outs = {name: [] for name in runs}
+    secs = dict.fromkeys(runs, 0.0)
+    before = {name: dict(m.decoder.stats) for name, m in runs.items() if hasattr(getattr(m, "decoder", None), "stats")}
+    for s in range(0, len(prompts), batch):
+        for name, run in runs.items():
+            chunk = prompts[s:s + batch]
+            got, t = hf_assisted(runs["plain"], chunk, tokens, **run) if isinstance(run, dict) else \
+                timed(run, chunk, batch, tokens)
+            outs[name] += got
+            secs[name] += t
+    stats = {name: {k: runs[name].decoder.stats[k] - v for k, v in b.items()} for name, b in before.items()}
+    return outs, secs, stats
+
+
 def pass_cost(model, context: int = 256, widths=(1, 2, 3, 5, 9), repeats: int = 5) -> dict:
     """Seconds of one target forward pass over `w` new tokens after a `context`-token cache,
     as a multiple of one token's pass: what verifying a draft of w - 1 tokens costs."""
@@ -106,39 +126,40 @@ def main():
           ", ".join(f"w={w}: {r:.2f}x" for w, r in cost["relative"].items()), flush=True)
     # one model (and one loaded draft) per decoder, sharing the target's weights
     fast = {spec: with_decoder(plain, spec) for spec in args.decoders}
-    drafts = {m.decoder.proposer.draft.name: m.decoder.proposer.draft.network for m in fast.values()
-              if hasattr(getattr(m.decoder, "proposer", None), "draft")}
-    draft_net = None
-    if args.hf_draft and not args.skip_hf:
-        draft_net = drafts.get(args.hf_draft) or load_model(args.hf_draft, packed_weights=args.packed_weights).network
+    # transformers' assisted generation gets each draft network ponder loaded under --hf-draft
+    # (bf16 and fp32 ones apart), else its own fp32 load of it
+    assistants = {}
+    for m in fast.values():
+        draft = getattr(getattr(m.decoder, "proposer", None), "draft", None)
+        if draft is not None and draft.name == args.hf_draft:
+            assistants[f"hf_assisted:{str(draft.network.dtype).split('.')[-1]}"] = draft.network
+    if args.hf_draft and not args.skip_hf and not assistants:
+        assistants["hf_assisted"] = load_model(args.hf_draft, packed_weights=args.packed_weights).network
     rows = []
     for task, ps in prompts.items():
         for batch in args.batch:
-            base, base_s = timed(plain, ps, batch, args.tokens)
+            runs = {"plain": plain, **fast}
+            if batch == 1 and not args.skip_hf:
+                runs.update({label: {"assistant_model": net} for label, net in assistants.items()})
+                runs["hf_prompt_lookup"] = {"prompt_lookup_num_tokens": 8}
+            outs, secs, stats = interleaved(runs, ps, batch, args.tokens)
+            base, base_s = outs["plain"], secs["plain"]
             n_tokens = sum(map(len, base))
             row = {"task": task, "batch": batch, "plain_tok_s": n_tokens / base_s, "decoders": {}}
             print(f"{task} batch {batch}: plain {row['plain_tok_s']:.2f} tok/s", flush=True)
-            for spec, model in fast.items():
-                before = dict(model.decoder.stats)
-                outs, secs = timed(model, ps, batch, args.tokens)
-                steps = model.decoder.stats["row_steps"] - before["row_steps"]
-                emitted = model.decoder.stats["emitted"] - before["emitted"]
-                row["decoders"][spec] = {"tok_s": n_tokens / secs, "speedup": base_s / secs,
-                                         "tokens_per_target_pass": emitted / max(steps, 1),
-                                         "identical_to_plain": same(outs, base)}
-                print(f"  {spec}: {n_tokens / secs:.2f} tok/s, {base_s / secs:.2f}x plain, "
-                      f"{row['decoders'][spec]['tokens_per_target_pass']:.2f} tokens/pass, "
-                      f"identical={row['decoders'][spec]['identical_to_plain']}", flush=True)
-            if batch == 1 and not args.skip_hf:
-                baselines = {"hf_prompt_lookup": {"prompt_lookup_num_tokens": 8}}
-                if draft_net is not None:
-                    baselines = {"hf_assisted": {"assistant_model": draft_net}, **baselines}
-                for label, how in baselines.items():
-                    outs, secs = hf_assisted(plain, ps, args.tokens, **how)
-                    row[label] = {"tok_s": n_tokens / secs, "speedup": base_s / secs,
-                                  "identical_to_plain": same(outs, base)}
-                    print(f"  transformers {label}: {n_tokens / secs:.2f} tok/s, {base_s / secs:.2f}x plain",
-                          flush=True)
+            for name in runs:
+                if name == "plain":
+                    continue
+                result = {"tok_s": n_tokens / secs[name], "speedup": base_s / secs[name],
+                          "identical_to_plain": same(outs[name], base)}
+                if name in fast:
+                    result["tokens_per_target_pass"] = stats[name]["emitted"] / max(stats[name]["row_steps"], 1)
+                    row["decoders"][name] = result
+                else:
+                    row[name] = result
+                per_pass = f", {result['tokens_per_target_pass']:.2f} tokens/pass" if name in fast else ""
+                print(f"  {name}: {result['tok_s']:.2f} tok/s, {result['speedup']:.2f}x plain{per_pass}, "
+                      f"identical={result['identical_to_plain']}", flush=True)
             rows.append(row)  # saved as it goes: a run stopped part-way keeps its finished rows
             path = save(out_name, {"target": args.target, "tokens": args.tokens, "prompts_per_task": args.prompts,
                                    "packed_weights": args.packed_weights, "pass_cost": cost, "rows": rows})
@@ -151,8 +172,7 @@ def plot(rows, path, target):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    labels = sorted({k for r in rows for k in r["decoders"]} | {k for r in rows for k in ("hf_assisted",
-                                                                                           "hf_prompt_lookup") if k in r})
+    labels = sorted({k for r in rows for k in r["decoders"]} | {k for r in rows for k in r if k.startswith("hf_")})
     fig, ax = plt.subplots(figsize=(8, 4))
     width = 0.8 / len(rows)
     for i, r in enumerate(rows):

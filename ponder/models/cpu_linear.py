@@ -7,9 +7,11 @@ on every call). oneDNN can pack each weight once (`torch.ops.mkldnn._reorder_lin
 what torch.compile's CPU backend does with frozen weights); with packed weights, passes over a
 handful of tokens (speculative verification, batched decoding) cost little more than one token's.
 
-`pack_linears(network)` switches every fp32 CPU `nn.Linear` to packed weights for inference.
-The dense weight stays (other code reads it); a module whose weight changed in place or was
-replaced is repacked on its next call, and while autograd records, the plain path runs.
+`pack_linears(network)` switches every fp32 CPU `nn.Linear` to packed weights for inference,
+and every bf16 one on CPUs with bf16 instructions (`bf16_available`), where packed bf16 runs a
+token after a short context up to twice as fast as packed fp32 (README: dtype). The dense weight stays (other code
+reads it); a module whose weight changed in place or was replaced is repacked on its next call,
+and while autograd records, or for inputs of another dtype, the plain path runs.
 """
 from __future__ import annotations
 
@@ -24,8 +26,13 @@ def available() -> bool:
     return torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_linear_pointwise")
 
 
+def bf16_available() -> bool:
+    """Whether this CPU runs packed bf16 weights natively (AVX-512 BF16 or AMX)."""
+    return available() and torch.ops.mkldnn._is_mkldnn_bf16_supported()
+
+
 def _packable(w: torch.Tensor) -> bool:
-    return w.device.type == "cpu" and w.dtype == torch.float32
+    return w.device.type == "cpu" and (w.dtype == torch.float32 or (w.dtype == torch.bfloat16 and bf16_available()))
 
 
 def _version(w: torch.Tensor) -> int:
@@ -39,7 +46,7 @@ def _pack(module: nn.Linear):
 
 def _forward(self: nn.Linear, x: torch.Tensor) -> torch.Tensor:
     w = self.weight
-    if x.dtype != torch.float32 or (torch.is_grad_enabled() and (w.requires_grad or x.requires_grad)):
+    if x.dtype != w.dtype or (torch.is_grad_enabled() and (w.requires_grad or x.requires_grad)):
         return F.linear(x, w, self.bias)
     if self._ponder_packed[:2] != (w.data_ptr(), _version(w)):  # changed in place, replaced or moved
         if not _packable(w):

@@ -119,8 +119,9 @@ def pick_device(device: str) -> torch.device:
 
 
 def pick_dtype(dtype: str, device: torch.device) -> torch.dtype:
-    """'auto' is bf16 on a GPU and fp32 on a CPU: on these CPUs (no bf16 instructions) fp32
-    prefilled 5x faster and decoded 1.4-2x faster at batch 8-16 (benchmarks/dtype.py; README)."""
+    """'auto' is bf16 on a GPU and fp32 on a CPU: there fp32 decoded sampled batches on a long
+    prompt 1.5-2.5x faster than bf16, even with bf16 weights packed (benchmarks/dtype.py, README).
+    A speculative draft model is the exception (`decoder.draft_dtype`)."""
     if dtype == "auto":
         return torch.bfloat16 if device.type == "cuda" else torch.float32
     try:
@@ -131,8 +132,8 @@ def pick_dtype(dtype: str, device: torch.device) -> torch.dtype:
 
 
 def placed(network, device: torch.device, packed_weights: str = "auto"):
-    """`network` on `device` in eval mode, with packed linear weights when it is fp32 on a CPU and
-    `packed_weights` is "auto" (`cpu_linear`)."""
+    """`network` on `device` in eval mode, with packed linear weights when it is on a CPU in fp32
+    (or bf16 the CPU runs natively) and `packed_weights` is "auto" (`cpu_linear`)."""
     network = network.to(device).eval()
     if packed_weights == "auto":
         pack_linears(network)
@@ -141,9 +142,9 @@ def placed(network, device: torch.device, packed_weights: str = "auto"):
 
 def load_pretrained(path: str, dtype: str = "auto", device: str = "auto", packed_weights: str = "auto"):
     """Return (model, tokenizer) for a preset, hub id, folder or GGUF file, in eval mode.
-    `packed_weights="auto"` packs an fp32 CPU model's linear weights once (`cpu_linear`)."""
+    `packed_weights="auto"` packs a CPU model's fp32 (or natively run bf16) linear weights once (`cpu_linear`)."""
     if packed_weights not in ("auto", "off"):
-        raise ConfigError(f"model.packed_weights must be auto (pack an fp32 CPU model's linear weights) or off; "
+        raise ConfigError(f"model.packed_weights must be auto (pack a CPU model's linear weights) or off; "
                           f"got '{packed_weights}'")
     from transformers import AutoModelForCausalLM, AutoTokenizer
 

@@ -13,8 +13,8 @@ from ponder.speculative.tree import Draft, TokenTree
 
 
 def draft_model(draft: str = "qwen2.5-coder-0.5b", num_tokens: int = 4, tree_width: int = 1,
-                min_confidence: float = 0.0, attention: str = "auto") -> SpeculativeDecoder:
-    return SpeculativeDecoder(DraftModelProposer(draft, num_tokens, tree_width, min_confidence), attention)
+                min_confidence: float = 0.0, draft_dtype: str = "auto", attention: str = "auto") -> SpeculativeDecoder:
+    return SpeculativeDecoder(DraftModelProposer(draft, num_tokens, tree_width, min_confidence, draft_dtype), attention)
 
 
 def ngram(num_tokens: int = 8, max_ngram: int = 3, min_ngram: int = 1, attention: str = "auto") -> SpeculativeDecoder:

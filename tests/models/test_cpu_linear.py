@@ -4,7 +4,7 @@ import torch
 from fakes import tiny_network, tiny_tokenizer
 from ponder import Budget, SamplingParams
 from ponder.errors import ConfigError
-from ponder.models.cpu_linear import available, pack_linears
+from ponder.models.cpu_linear import available, bf16_available, pack_linears
 from ponder.models.hf import HFModel
 from ponder.models.loading import load_pretrained
 from ponder.speculative import ngram
@@ -44,3 +44,15 @@ def test_a_changed_weight_is_repacked_and_autograd_takes_the_plain_path():
 def test_bad_packed_weights_value_is_a_config_error():
     with pytest.raises(ConfigError, match="model.packed_weights"):
         load_pretrained("smollm2-135m", packed_weights="yes")
+
+
+def test_bf16_weights_are_packed_where_the_cpu_runs_bf16():
+    lin = torch.nn.Linear(64, 48).to(torch.bfloat16)
+    assert pack_linears(lin) == (1 if bf16_available() else 0)
+    x = torch.randn(5, 64, dtype=torch.bfloat16)
+    with torch.inference_mode():
+        got, want = lin(x), torch.nn.functional.linear(x.float(), lin.weight.float(), lin.bias.float())
+    assert got.dtype == torch.bfloat16
+    torch.testing.assert_close(got.float(), want, rtol=2e-2, atol=2e-2)  # bf16 rounding of the output
+    with pytest.raises(RuntimeError):  # another dtype's input fails as it would without packing
+        lin(x.float())

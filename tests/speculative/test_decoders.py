@@ -155,8 +155,10 @@ def test_decoder_config_group(tiny_folder):
 
 
 def test_real_smollm2_speculative_greedy_is_plain_greedy(smollm2):
-    """The same guarantee on a real model: n-gram, early exit (a top-2 tree) and Medusa heads
-    (untrained: mostly rejected, still exact), two prompts in one batch."""
+    """The same guarantee on a real model: n-gram, early exit (a top-2 tree), Medusa heads
+    (untrained: mostly rejected, still exact) and the model drafting for itself in bf16 (where
+    the CPU runs bf16), two prompts in one batch."""
+    from ponder.models.cpu_linear import bf16_available
     from ponder.speculative import medusa
     from ponder.speculative.medusa import MedusaHeads
 
@@ -165,10 +167,18 @@ def test_real_smollm2_speculative_greedy_is_plain_greedy(smollm2):
     want = [r[0].token_ids for r in smollm2.generate(prompts, params, Budget())]
     cfg = smollm2.network.config
     torch.manual_seed(0)
+    self_draft = draft_model("smollm2-135m", num_tokens=3)
     for dec in (ngram(num_tokens=4), early_exit(exit_layer=20, num_tokens=3, tree_width=2),
-                medusa(MedusaHeads(cfg.hidden_size, cfg.vocab_size, num_heads=3), tree_width=2)):
+                medusa(MedusaHeads(cfg.hidden_size, cfg.vocab_size, num_heads=3), tree_width=2), self_draft):
         fast = HFModel(smollm2.network, smollm2.tokenizer, decoder=dec)
         assert [r[0].token_ids for r in fast.generate(prompts, params, Budget())] == want
+    assert self_draft.proposer.draft.network.dtype == (torch.bfloat16 if bf16_available() else torch.float32)
+    assert self_draft.stats["emitted"] > 1.5 * self_draft.stats["row_steps"]  # it mostly agrees with itself
+
+
+def test_a_bad_draft_dtype_is_refused():
+    with pytest.raises(ConfigError, match="decoder.draft_dtype must be one of"):
+        draft_model(near_draft(), draft_dtype="int4")
 
 
 def test_low_confidence_drafts_are_cut_short():
@@ -177,3 +187,5 @@ def test_low_confidence_drafts_are_cut_short():
     for dec in (sure, unsure):
         model(dec).generate(PROMPTS[:2], params, Budget())
     assert unsure.stats["drafted"] < sure.stats["drafted"]
+    # a draft ends with its first doubted token, which is kept: every step drafts at least one
+    assert unsure.stats["drafted"] >= unsure.stats["row_steps"]
