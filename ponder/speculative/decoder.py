@@ -133,10 +133,12 @@ class SpeculativeDecoder:
     """Decodes with a proposer's drafts, lossless: greedy output equals plain greedy output
     token for token, and sampled output has the target's distribution (`verify.accept`).
 
-    A proposer has `propose(rows, contexts, temperatures, top_p, top_k, generator, budget) ->
-    list[Draft]` and may have `bind(model)`, `start(rows, prompts, budget)`, `commit(rows,
-    paths, drafts)`, `select(index)` and `wants_hidden` (verification then keeps the last
-    hidden states in `rows.hidden`). `stats` sums, over every call, the target's row-steps and
+    A proposer has `propose(rows, contexts, temperatures, top_p, top_k, generator, budget, room)
+    -> list[Draft]`, where `room` is the most draft tokens any row can still use (its tokens
+    left under max_new_tokens, less the one every step emits itself; drafting past it is
+    wasted), and may have `bind(model)`, `start(rows, prompts, budget)`, `commit(rows, paths,
+    drafts)`, `select(index)` and `wants_hidden` (verification then keeps the last hidden
+    states in `rows.hidden`). `stats` sums, over every call, the target's row-steps and
     the tokens they emitted (accepted drafts plus one), for the mean accepted per step.
 
     `attention`: "auto" (ponder's Triton tree-attention kernel on CUDA, else the model's own
@@ -197,7 +199,8 @@ class SpeculativeDecoder:
         self._call("start", kv, [batch.token_ids[r] for r in active], budget)
         while active:
             contexts = [list(batch.token_ids[r]) + outs[r].token_ids for r in active]
-            drafts = self.proposer.propose(kv, contexts, temps, top_p, top_k, generator, budget)
+            room = max(stop.max_new_tokens - len(outs[r].token_ids) - 1 for r in active)
+            drafts = self.proposer.propose(kv, contexts, temps, top_p, top_k, generator, budget, room)
             blocks = [[c[-1]] + d.tokens for c, d in zip(contexts, drafts)]
             flops = [shape.forward_flops(len(b), n) for b, n in zip(blocks, kv.lengths)]
             allowed = budget.affordable_rows(len(active), max(flops))

@@ -107,18 +107,17 @@ class DraftModelProposer:
         batch = self.draft._batch([(p, 0.0) for p in prefixes], room=64)
         self.kv = KVRows(self.draft.network, batch.cache, batch.attention_mask, batch.lengths, attention=rows.attention)
 
-    def propose(self, rows, contexts, temperatures, top_p, top_k, generator, budget) -> list[Draft]:
-        meter, shape = budget.draft_meter(), self.draft.shape
+    def propose(self, rows, contexts, temperatures, top_p, top_k, generator, budget, room) -> list[Draft]:
+        meter, shape, k = budget.draft_meter(), self.draft.shape, min(self.k, room)
         blocks = [c[n:] for c, n in zip(contexts, self.kv.lengths)] if self.kv is not None else []
-        flops = sum(shape.forward_flops(len(b), n) + sum(shape.decode_flops([n + len(b) + i]) for i in range(self.k - 1))
+        flops = sum(shape.forward_flops(len(b), n) + sum(shape.decode_flops([n + len(b) + i]) for i in range(k - 1))
                     for b, n in zip(blocks, self.kv.lengths)) if blocks else 0.0
-        if self.kv is None or meter.affordable_rows(1, flops) < 1:
+        if self.kv is None or k < 1 or meter.affordable_rows(1, flops) < 1:
             self.fed = [[] for _ in contexts]
             return [Draft() for _ in contexts]
-        drafts, self.fed, passes = draft_steps(self.kv, blocks, self.vocab, self.k, self.width, temperatures, top_p,
+        drafts, self.fed, passes = draft_steps(self.kv, blocks, self.vocab, k, self.width, temperatures, top_p,
                                                top_k, generator, self.min_confidence)
-        meter.charge(generated_tokens=sum(len(d) for d in drafts), forward_passes=passes,
-                     flops=flops * passes / self.k)
+        meter.charge(generated_tokens=sum(len(d) for d in drafts), forward_passes=passes, flops=flops * passes / k)
         return drafts
 
     def commit(self, rows, paths, drafts) -> None:

@@ -36,16 +36,16 @@ class EarlyExitProposer:
         self.shape = exit_shape(model.network, self.exit_layer)
         self.vocab = model.network.get_output_embeddings().weight.shape[0]
 
-    def propose(self, rows: KVRows, contexts, temperatures, top_p, top_k, generator, budget) -> list[Draft]:
-        meter = budget.draft_meter()
-        flops = sum(sum(self.shape.decode_flops([n + 1 + i]) for i in range(self.k)) for n in rows.lengths)
-        if meter.affordable_rows(1, flops) < 1:
+    def propose(self, rows: KVRows, contexts, temperatures, top_p, top_k, generator, budget, room) -> list[Draft]:
+        meter, k = budget.draft_meter(), min(self.k, room)
+        flops = sum(sum(self.shape.decode_flops([n + 1 + i]) for i in range(k)) for n in rows.lengths)
+        if k < 1 or meter.affordable_rows(1, flops) < 1:
             return [Draft() for _ in contexts]
         slots = rows.mask.shape[1]
         shallow = KVRows(rows.network, rows.cache, rows.mask, rows.lengths, self.exit_layer, rows.attention)
-        drafts, _, passes = draft_steps(shallow, [[c[-1]] for c in contexts], self.vocab, self.k, self.width,
+        drafts, _, passes = draft_steps(shallow, [[c[-1]] for c in contexts], self.vocab, k, self.width,
                                         temperatures, top_p, top_k, generator, self.min_confidence)
         shallow.crop(slots)  # the full model recomputes these positions in every layer when it verifies
         meter.charge(generated_tokens=sum(len(d) for d in drafts), forward_passes=passes,
-                     flops=flops * passes / self.k)
+                     flops=flops * passes / k)
         return drafts

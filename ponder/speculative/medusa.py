@@ -171,7 +171,8 @@ class MedusaProposer:
     def start(self, rows, prompts, budget) -> None:
         self.hidden = None
 
-    def propose(self, rows, contexts, temperatures, top_p, top_k, generator, budget) -> list[Draft]:
+    def propose(self, rows, contexts, temperatures, top_p, top_k, generator, budget, room) -> list[Draft]:
+        # `room` is not used: the tree is static, and its heads run once whatever its depth
         meter = budget.draft_meter()
         if self.hidden is None or meter.affordable_rows(len(contexts), self.flops_per_row) < len(contexts):
             return [Draft() for _ in contexts]

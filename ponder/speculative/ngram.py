@@ -28,7 +28,7 @@ class NGramProposer:
                     return follow
         return []
 
-    def propose(self, rows, contexts, temperatures, top_p, top_k, generator, budget) -> list[Draft]:
-        drafts = [Draft.chain(self.lookup(c)) for c in contexts]
+    def propose(self, rows, contexts, temperatures, top_p, top_k, generator, budget, room) -> list[Draft]:
+        drafts = [Draft.chain(self.lookup(c)[:room]) for c in contexts]
         budget.draft_meter().charge(generated_tokens=sum(len(d) for d in drafts))
         return drafts

@@ -64,6 +64,14 @@ def test_a_perfect_draft_is_accepted_whole():
     assert dec.stats["emitted"] / dec.stats["row_steps"] == pytest.approx(6.0, abs=0.01)  # 5 drafted + bonus
 
 
+def test_no_draft_runs_past_the_tokens_a_request_still_allows():
+    dec = decoders()["self_draft"]  # 5 tokens a step, all accepted
+    out = model(dec).generate(PROMPTS[:1], SamplingParams(n=1, temperature=0.0, max_new_tokens=10), Budget())
+    assert len(out[0][0].token_ids) == 10
+    # 1 token from the prefill, a step of 5 drafts + 1, then only 2 drafts + 1 are still needed
+    assert dec.stats["row_steps"] == 2 and dec.stats["drafted"] == 7
+
+
 def test_batch_rows_accept_different_numbers_of_tokens():
     """n-gram drafts hit on one row and miss on another in the same steps; both stay exact."""
     prompts = ["1 2 3 4 5 6 1 2 3 4 5 6 1 2 3", "Yes No Is the proposed solution correct?"]
