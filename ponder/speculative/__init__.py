@@ -13,8 +13,10 @@ from ponder.speculative.tree import Draft, TokenTree
 
 
 def draft_model(draft: str = "qwen2.5-coder-0.5b", num_tokens: int = 4, tree_width: int = 1,
-                min_confidence: float = 0.0, draft_dtype: str = "auto", attention: str = "auto") -> SpeculativeDecoder:
-    return SpeculativeDecoder(DraftModelProposer(draft, num_tokens, tree_width, min_confidence, draft_dtype), attention)
+                min_confidence: float = 0.0, draft_dtype: str = "auto", attention: str = "auto",
+                min_path_confidence: float = 0.0) -> SpeculativeDecoder:
+    return SpeculativeDecoder(DraftModelProposer(draft, num_tokens, tree_width, min_confidence, draft_dtype,
+                                                 min_path_confidence), attention)
 
 
 def ngram(num_tokens: int = 8, max_ngram: int = 3, min_ngram: int = 1, attention: str = "auto") -> SpeculativeDecoder:
@@ -22,8 +24,9 @@ def ngram(num_tokens: int = 8, max_ngram: int = 3, min_ngram: int = 1, attention
 
 
 def early_exit(exit_layer: int = 8, num_tokens: int = 4, tree_width: int = 1, min_confidence: float = 0.0,
-               attention: str = "auto") -> SpeculativeDecoder:
-    return SpeculativeDecoder(EarlyExitProposer(exit_layer, num_tokens, tree_width, min_confidence), attention)
+               attention: str = "auto", min_path_confidence: float = 0.0) -> SpeculativeDecoder:
+    return SpeculativeDecoder(EarlyExitProposer(exit_layer, num_tokens, tree_width, min_confidence,
+                                                min_path_confidence), attention)
 
 
 def medusa(heads: str, tree_width: int = 2, choices=None, vocab: str = "auto", acceptance: str = "exact",

@@ -13,18 +13,22 @@ from ponder.speculative.tree import Draft, TokenTree
 
 
 def draft_steps(kv: KVRows, blocks: list[list[int]], vocab: int, k: int, width: int, temps, top_p, top_k,
-                generator, min_confidence: float = 0.0) -> tuple[list[Draft], list[list[int]], int]:
+                generator, min_confidence: float = 0.0, min_path_confidence: float = 0.0
+                ) -> tuple[list[Draft], list[list[int]], int]:
     """Run a drafter on kv: feed each row's block (a chain ending in its pending token), then
     draft up to k tokens per row. Returns the drafts, the chain tokens fed back to the drafter,
     and the forward passes made. With width > 1 the drafts are the top-`width` tree around the
     greedy chain; otherwise chains sampled at the rows' temperatures, carrying their
     probabilities. A row's draft ends with the first token whose draft probability is below
     `min_confidence` (it is drafted already, and the target may still accept it; as
-    transformers' assisted generation does), and drafting stops once every row's has ended."""
+    transformers' assisted generation does), or at which the product of its draft
+    probabilities so far (the draft's own estimate that the target accepts all of it) falls
+    below `min_path_confidence`; drafting stops once every row's draft has ended."""
     logits = kv.forward(blocks, [list(range(len(b) - 1)) for b in blocks])
     kv.commit([list(range(len(b))) for b in blocks])
     last = logits[torch.arange(len(blocks)), torch.tensor([len(b) - 1 for b in blocks])]
     chosen, qs, ranked, conf = [], [], [], []
+    path = torch.ones(len(blocks), device=last.device)  # product of each row's draft probabilities
     greedy = bool((temps == 0).all())  # then no distribution is needed, only the argmax
     for step in range(k):
         last = last[:, :vocab]
@@ -40,8 +44,10 @@ def draft_steps(kv: KVRows, blocks: list[list[int]], vocab: int, k: int, width: 
             x = torch.where(temps == 0, last.argmax(-1), draw(q, generator))
             qs.append(q)
         chosen.append(x)
-        if min_confidence > 0:
-            conf.append(torch.softmax(last, -1).gather(-1, x[:, None])[:, 0] >= min_confidence)
+        if min_confidence > 0 or min_path_confidence > 0:
+            p = torch.softmax(last.float(), -1).gather(-1, x[:, None])[:, 0]
+            path = path * p
+            conf.append((p >= min_confidence) & (path >= min_path_confidence))
         else:
             conf.append(torch.ones_like(x, dtype=torch.bool))
         sure = torch.stack(conf, 1).cumprod(1)  # [rows, drafted]: still confident up to here
@@ -73,8 +79,9 @@ class DraftModelProposer:
     decides what is emitted."""
 
     def __init__(self, draft, num_tokens: int = 4, tree_width: int = 1, min_confidence: float = 0.0,
-                 draft_dtype: str = "auto"):
+                 draft_dtype: str = "auto", min_path_confidence: float = 0.0):
         self.spec, self.min_confidence = draft, check_number("decoder.min_confidence", min_confidence, 0, 1)
+        self.min_path_confidence = check_number("decoder.min_path_confidence", min_path_confidence, 0, 1)
         self.k = check_number("decoder.num_tokens", num_tokens, minimum=1, integer=True)
         self.width = check_number("decoder.tree_width", tree_width, minimum=1, integer=True)
         if draft_dtype not in ("auto", "bf16", "bfloat16", "fp16", "float16", "fp32", "float32"):
@@ -116,7 +123,7 @@ class DraftModelProposer:
             self.fed = [[] for _ in contexts]
             return [Draft() for _ in contexts]
         drafts, self.fed, passes = draft_steps(self.kv, blocks, self.vocab, k, self.width, temperatures, top_p,
-                                               top_k, generator, self.min_confidence)
+                                               top_k, generator, self.min_confidence, self.min_path_confidence)
         meter.charge(generated_tokens=sum(len(d) for d in drafts), forward_passes=passes, flops=flops * passes / k)
         return drafts
 

@@ -23,8 +23,10 @@ def exit_shape(network, layers: int) -> ModelShape:
 
 
 class EarlyExitProposer:
-    def __init__(self, exit_layer: int = 4, num_tokens: int = 4, tree_width: int = 1, min_confidence: float = 0.0):
+    def __init__(self, exit_layer: int = 4, num_tokens: int = 4, tree_width: int = 1, min_confidence: float = 0.0,
+                 min_path_confidence: float = 0.0):
         self.min_confidence = check_number("decoder.min_confidence", min_confidence, 0, 1)
+        self.min_path_confidence = check_number("decoder.min_path_confidence", min_path_confidence, 0, 1)
         self.exit_layer = check_number("decoder.exit_layer", exit_layer, minimum=1, integer=True)
         self.k = check_number("decoder.num_tokens", num_tokens, minimum=1, integer=True)
         self.width = check_number("decoder.tree_width", tree_width, minimum=1, integer=True)
@@ -44,7 +46,8 @@ class EarlyExitProposer:
         slots = rows.mask.shape[1]
         shallow = KVRows(rows.network, rows.cache, rows.mask, rows.lengths, self.exit_layer, rows.attention)
         drafts, _, passes = draft_steps(shallow, [[c[-1]] for c in contexts], self.vocab, k, self.width,
-                                        temperatures, top_p, top_k, generator, self.min_confidence)
+                                        temperatures, top_p, top_k, generator, self.min_confidence,
+                                        self.min_path_confidence)
         shallow.crop(slots)  # the full model recomputes these positions in every layer when it verifies
         meter.charge(generated_tokens=sum(len(d) for d in drafts), forward_passes=passes,
                      flops=flops * passes / k)

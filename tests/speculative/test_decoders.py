@@ -36,6 +36,7 @@ def decoders():
         "draft_model_tree": draft_model(near_draft(), num_tokens=2, tree_width=2),
         "draft_model_confident": draft_model(near_draft(), num_tokens=4, min_confidence=0.6),
         "early_exit_tree_confident": early_exit(exit_layer=1, num_tokens=3, tree_width=2, min_confidence=0.5),
+        "draft_model_path_confident": draft_model(near_draft(), num_tokens=6, min_path_confidence=0.3),
         "unrelated_draft": draft_model(HFModel(tiny_network(1), tiny_tokenizer()), num_tokens=3),
         "self_draft": draft_model(HFModel(tiny_network(0), tiny_tokenizer()), num_tokens=5),
     }
@@ -197,3 +198,29 @@ def test_low_confidence_drafts_are_cut_short():
     assert unsure.stats["drafted"] < sure.stats["drafted"]
     # a draft ends with its first doubted token, which is kept: every step drafts at least one
     assert unsure.stats["drafted"] >= unsure.stats["row_steps"]
+
+
+def test_a_draft_ends_where_its_path_probability_falls_below_min_path_confidence():
+    """A model drafting for itself: its draft ends with the first token at which the product of
+    its probabilities (the plain run's logprobs, summed) falls below the threshold."""
+    params = SamplingParams(n=1, temperature=0.0, max_new_tokens=12)
+    plain = model().generate(PROMPTS[:1], params, Budget())[0][0]
+    cum = torch.tensor(plain.logprobs[1:4], dtype=torch.float64).cumsum(0)  # the first step drafts tokens 1, 2, 3
+    threshold = float(((cum[1] + cum[2]) / 2).exp())  # between the path probabilities after 2 and 3 tokens
+    dec = draft_model(HFModel(tiny_network(0), tiny_tokenizer()), num_tokens=6, min_path_confidence=threshold)
+    lengths, propose = [], dec.proposer.propose
+
+    def recording(*args):
+        drafts = propose(*args)
+        lengths.append(len(drafts[0]))
+        return drafts
+
+    dec.proposer.propose = recording
+    got = model(dec).generate(PROMPTS[:1], params, Budget())[0][0]
+    assert got.token_ids == plain.token_ids
+    assert lengths[0] == 3  # the token that fell below is drafted, and kept
+
+
+def test_a_bad_min_path_confidence_is_refused():
+    with pytest.raises(ConfigError, match="decoder.min_path_confidence"):
+        draft_model(near_draft(), min_path_confidence=1.5)
