@@ -4,6 +4,8 @@ tokens per row (Leviathan et al. 2023), as a chain carrying its probabilities, o
 Its KV cache lives across steps; after verification only the entries of accepted tokens stay."""
 from __future__ import annotations
 
+import weakref
+
 import torch
 
 from ponder.decoding.sampling import draw, processed_probs
@@ -69,6 +71,11 @@ def draft_steps(kv: KVRows, blocks: list[list[int]], vocab: int, k: int, width: 
             for r, (t, n) in enumerate(zip(tokens, keep))], fed, len(chosen)
 
 
+# loaded drafts still in use, by (name, device, dtype, packing): decoders that name the same draft
+# share its weights (a benchmark comparing draft settings holds one copy, not one per setting)
+_loaded_drafts = weakref.WeakValueDictionary()
+
+
 class DraftModelProposer:
     """`draft`: a preset, hub id or path (loaded on the target's device, with packed weights when
     the target has them), or a loaded HFModel. Its tokenizer must be the target's.
@@ -98,7 +105,11 @@ class DraftModelProposer:
             dtype = self.draft_dtype
             if dtype == "auto":
                 dtype = "bf16" if packed and bf16_available() else str(model.network.dtype).split(".")[-1]
-            draft = load_model(draft, device=str(model.device), dtype=dtype, packed_weights="auto" if packed else "off")
+            key = (draft, str(model.device), dtype, packed)
+            if (loaded := _loaded_drafts.get(key)) is None:
+                loaded = _loaded_drafts[key] = load_model(draft, device=key[1], dtype=dtype,
+                                                          packed_weights="auto" if packed else "off")
+            draft = loaded
         if draft.tokenizer.get_vocab() != model.tokenizer.get_vocab():
             raise ConfigError(f"decoder.draft {draft.name!r} does not share the tokenizer of the target model "
                               f"{model.name!r}; a draft model must use the same vocabulary (for example "

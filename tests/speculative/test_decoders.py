@@ -166,7 +166,7 @@ def test_decoder_config_group(tiny_folder):
 def test_real_smollm2_speculative_greedy_is_plain_greedy(smollm2):
     """The same guarantee on a real model: n-gram, early exit (a top-2 tree), Medusa heads
     (untrained: mostly rejected, still exact) and the model drafting for itself in bf16 (where
-    the CPU runs bf16), two prompts in one batch."""
+    the CPU runs bf16, two draft lengths), two prompts in one batch."""
     from ponder.models.cpu_linear import bf16_available
     from ponder.speculative import medusa
     from ponder.speculative.medusa import MedusaHeads
@@ -176,13 +176,14 @@ def test_real_smollm2_speculative_greedy_is_plain_greedy(smollm2):
     want = [r[0].token_ids for r in smollm2.generate(prompts, params, Budget())]
     cfg = smollm2.network.config
     torch.manual_seed(0)
-    self_draft = draft_model("smollm2-135m", num_tokens=3)
+    self_draft, longer = draft_model("smollm2-135m", num_tokens=3), draft_model("smollm2-135m", num_tokens=6)
     for dec in (ngram(num_tokens=4), early_exit(exit_layer=20, num_tokens=3, tree_width=2),
-                medusa(MedusaHeads(cfg.hidden_size, cfg.vocab_size, num_heads=3), tree_width=2), self_draft):
+                medusa(MedusaHeads(cfg.hidden_size, cfg.vocab_size, num_heads=3), tree_width=2), self_draft, longer):
         fast = HFModel(smollm2.network, smollm2.tokenizer, decoder=dec)
         assert [r[0].token_ids for r in fast.generate(prompts, params, Budget())] == want
     assert self_draft.proposer.draft.network.dtype == (torch.bfloat16 if bf16_available() else torch.float32)
     assert self_draft.stats["emitted"] > 1.5 * self_draft.stats["row_steps"]  # it mostly agrees with itself
+    assert longer.proposer.draft is self_draft.proposer.draft  # two decoders naming one draft share its weights
 
 
 def test_a_bad_draft_dtype_is_refused():
