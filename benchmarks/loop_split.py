@@ -1,6 +1,6 @@
 """Where the seconds of speculative decoding go: ponder's draft-model decoder against
-transformers' assisted generation, the same target and the very same draft network, greedy,
-batch 1. Every forward call of the two networks is timed (one token, or several: a prefill or
+transformers' assisted generation (the same target and the very same draft network), or
+ponder's n-gram decoder against transformers' prompt lookup (as many tokens), greedy, batch 1. Every forward call of the two networks is timed (one token, or several: a prefill or
 a verifying pass), so equal pass counts with unequal totals point at per-pass cost, and time
 outside the forwards is each loop's own work. The two run in turn, `--repeats` times, with
 ponder's prefix cache cleared before every prompt.
@@ -40,7 +40,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--target", default="qwen2.5-coder-1.5b")
     ap.add_argument("--decoder", default="draft_model:num_tokens=20,min_confidence=0.4",
-                    help="a draft_model decoder, NAME[:key=value,...] as in speculative.py")
+                    help="a draft_model or ngram decoder, NAME[:key=value,...] as in speculative.py")
     ap.add_argument("--task", default="gsm8k", choices=["gsm8k", "humaneval"])
     ap.add_argument("--prompts", type=int, default=2)
     ap.add_argument("--tokens", type=int, default=64)
@@ -50,11 +50,19 @@ def main() -> None:
 
     target = load_model(args.target)
     spec = with_decoder(target, args.decoder)
-    draft = spec.decoder.proposer.draft.network
+    proposer = spec.decoder.proposer
+    if hasattr(proposer, "draft"):
+        draft = proposer.draft.network
+        how, drafter = {"assistant_model": draft}, {"draft": proposer.draft.name, "draft dtype": str(draft.dtype)}
+    elif hasattr(proposer, "num_tokens"):
+        draft, how, drafter = None, {"prompt_lookup_num_tokens": proposer.num_tokens}, {}
+    else:
+        raise SystemExit(f"--decoder {args.decoder}: only draft_model and ngram have a transformers counterpart")
     prompts = [target.chat(p.question) for p in {"gsm8k": GSM8K, "humaneval": HumanEval}[args.task](limit=args.prompts)]
     calls: dict = defaultdict(lambda: [0, 0.0])
     time_forwards(target.network, "target", calls)
-    time_forwards(draft, "draft", calls)
+    if draft is not None:
+        time_forwards(draft, "draft", calls)
     runs, outs = [], {}
     for rep in range(args.repeats):
         for name in ("ponder", "transformers"):
@@ -62,14 +70,13 @@ def main() -> None:
             if name == "ponder":
                 outs[name], secs = timed(spec, prompts, 1, args.tokens)
             else:
-                outs[name], secs = hf_assisted(target, prompts, args.tokens, assistant_model=draft)
+                outs[name], secs = hf_assisted(target, prompts, args.tokens, **how)
             inside = sum(s for _, s in calls.values())
             runs.append({"loop": name, "repeat": rep, "seconds": round(secs, 2),
                          "outside forwards": round(secs - inside, 2),
                          **{k: {"calls": n, "seconds": round(s, 2)} for k, (n, s) in sorted(calls.items())}})
             print(runs[-1], flush=True)
-    path = save(args.out, {"target": args.target, "draft": spec.decoder.proposer.draft.name,
-                           "draft dtype": str(draft.dtype), "decoder": args.decoder, "task": args.task,
+    path = save(args.out, {"target": args.target, **drafter, "decoder": args.decoder, "task": args.task,
                            "prompts": args.prompts, "tokens": args.tokens,
                            "same outputs": outs["ponder"] == outs["transformers"], "runs": runs})
     print("saved", path)
