@@ -1,7 +1,8 @@
 """Where the seconds of speculative decoding go: ponder's draft-model decoder against
 transformers' assisted generation (the same target and the very same draft network), or
-ponder's n-gram decoder against transformers' prompt lookup (as many tokens), greedy, batch 1. Every forward call of the two networks is timed (one token, or several: a prefill or
-a verifying pass), so equal pass counts with unequal totals point at per-pass cost, and time
+ponder's n-gram decoder against transformers' prompt lookup (as many tokens), greedy, batch 1.
+Every forward call of the two networks is timed (one token, or several: a prefill or a
+verifying pass), so equal pass counts with unequal totals point at per-pass cost, and time
 outside the forwards is each loop's own work. The two run in turn, `--repeats` times, with
 ponder's prefix cache cleared before every prompt.
 
@@ -17,6 +18,7 @@ from collections import defaultdict
 from common import save
 from speculative import hf_assisted, timed, with_decoder
 from ponder import load_model
+from ponder.speculative import NGramProposer
 from ponder.tasks import GSM8K, HumanEval
 
 
@@ -54,7 +56,7 @@ def main() -> None:
     if hasattr(proposer, "draft"):
         draft = proposer.draft.network
         how, drafter = {"assistant_model": draft}, {"draft": proposer.draft.name, "draft dtype": str(draft.dtype)}
-    elif hasattr(proposer, "num_tokens"):
+    elif isinstance(proposer, NGramProposer):
         draft, how, drafter = None, {"prompt_lookup_num_tokens": proposer.num_tokens}, {}
     else:
         raise SystemExit(f"--decoder {args.decoder}: only draft_model and ngram have a transformers counterpart")
