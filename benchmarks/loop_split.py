@@ -16,10 +16,9 @@ import time
 from collections import defaultdict
 
 from common import save
-from speculative import hf_assisted, timed, with_decoder
+from speculative import hf_assisted, task_prompts, timed, with_decoder
 from ponder import load_model
 from ponder.speculative import NGramProposer
-from ponder.tasks import GSM8K, HumanEval
 
 
 def time_forwards(network, name: str, into: dict) -> None:
@@ -60,7 +59,7 @@ def main() -> None:
         draft, how, drafter = None, {"prompt_lookup_num_tokens": proposer.num_tokens}, {}
     else:
         raise SystemExit(f"--decoder {args.decoder}: only draft_model and ngram have a transformers counterpart")
-    prompts = [target.chat(p.question) for p in {"gsm8k": GSM8K, "humaneval": HumanEval}[args.task](limit=args.prompts)]
+    prompts = task_prompts(target, args.task, args.prompts)
     calls: dict = defaultdict(lambda: [0, 0.0])
     time_forwards(target.network, "target", calls)
     if draft is not None:

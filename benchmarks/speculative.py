@@ -35,6 +35,11 @@ def with_decoder(model, spec: str):
     return model.with_decoder(instantiate(cfg.decoder, "decoder"))
 
 
+def task_prompts(model, task: str, limit: int) -> list[str]:
+    """The first `limit` questions of "gsm8k" or "humaneval", in the task's chat prompt."""
+    return [model.chat(p.question) for p in {"gsm8k": GSM8K, "humaneval": HumanEval}[task](limit=limit)]
+
+
 def timed(model, prompts, batch, tokens):
     """Greedy outputs of every prompt, `batch` prompts per call, and the seconds it took."""
     params = SamplingParams(n=1, temperature=0.0, max_new_tokens=tokens)
@@ -118,8 +123,7 @@ def main():
     out_name = args.out or f"speculative-{args.target}"
 
     plain = load_model(args.target, packed_weights=args.packed_weights)
-    tasks = {t: {"gsm8k": GSM8K, "humaneval": HumanEval}[t](limit=args.prompts) for t in args.tasks}
-    prompts = {t: [plain.chat(p.question) for p in task] for t, task in tasks.items()}
+    prompts = {t: task_prompts(plain, t, args.prompts) for t in args.tasks}
     timed(plain, next(iter(prompts.values()))[:1], 1, 4)  # warm-up
     cost = pass_cost(plain)
     print("cost of one forward pass over w tokens, relative to one token:",

@@ -118,6 +118,10 @@ def pick_device(device: str) -> torch.device:
     return torch.device(device)
 
 
+DTYPES = {"bf16": torch.bfloat16, "bfloat16": torch.bfloat16, "fp16": torch.float16, "float16": torch.float16,
+          "fp32": torch.float32, "float32": torch.float32}
+
+
 def pick_dtype(dtype: str, device: torch.device) -> torch.dtype:
     """'auto' is bf16 on a GPU and fp32 on a CPU: there fp32 decoded sampled batches on a long
     prompt 1.5-2.5x faster than bf16, even with bf16 weights packed (benchmarks/dtype.py, README).
@@ -125,8 +129,7 @@ def pick_dtype(dtype: str, device: torch.device) -> torch.dtype:
     if dtype == "auto":
         return torch.bfloat16 if device.type == "cuda" else torch.float32
     try:
-        return {"bf16": torch.bfloat16, "bfloat16": torch.bfloat16, "fp16": torch.float16,
-                "float16": torch.float16, "fp32": torch.float32, "float32": torch.float32}[dtype]
+        return DTYPES[dtype]
     except KeyError:
         raise ModelNotFound(f"model.dtype must be one of auto, bf16, fp16, fp32; got '{dtype}'") from None
 

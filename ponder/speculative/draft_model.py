@@ -10,6 +10,7 @@ import torch
 
 from ponder.decoding.sampling import draw, processed_probs
 from ponder.errors import ConfigError, check_number
+from ponder.models.loading import DTYPES
 from ponder.speculative.decoder import KVRows
 from ponder.speculative.tree import Draft, TokenTree
 
@@ -29,8 +30,10 @@ def draft_steps(kv: KVRows, blocks: list[list[int]], vocab: int, k: int, width: 
     logits = kv.forward(blocks, [list(range(len(b) - 1)) for b in blocks])
     kv.commit([list(range(len(b))) for b in blocks])
     last = logits[torch.arange(len(blocks)), torch.tensor([len(b) - 1 for b in blocks])]
-    chosen, qs, ranked, conf = [], [], [], []
+    chosen, qs, ranked = [], [], []
     path = torch.ones(len(blocks), device=last.device)  # product of each row's draft probabilities
+    alive = torch.ones(len(blocks), dtype=torch.bool, device=last.device)  # rows confident so far
+    sure = torch.zeros(len(blocks), dtype=torch.long, device=last.device)  # their confident tokens
     greedy = bool((temps == 0).all())  # then no distribution is needed, only the argmax
     for step in range(k):
         last = last[:, :vocab]
@@ -49,17 +52,15 @@ def draft_steps(kv: KVRows, blocks: list[list[int]], vocab: int, k: int, width: 
         if min_confidence > 0 or min_path_confidence > 0:
             p = torch.softmax(last.float(), -1).gather(-1, x[:, None])[:, 0]
             path = path * p
-            conf.append((p >= min_confidence) & (path >= min_path_confidence))
-        else:
-            conf.append(torch.ones_like(x, dtype=torch.bool))
-        sure = torch.stack(conf, 1).cumprod(1)  # [rows, drafted]: still confident up to here
-        if step < k - 1 and sure[:, -1].any():
+            alive &= (p >= min_confidence) & (path >= min_path_confidence)
+        sure += alive
+        if step < k - 1 and alive.any():
             last = kv.forward([[t] for t in x.tolist()], [[] for _ in blocks])[:, 0]
             kv.commit([[0]] * len(blocks))
         else:
             break
     tokens = torch.stack(chosen, 1).tolist()
-    keep = (sure.sum(1) + 1).clamp_max(len(chosen)).tolist()  # up to the first doubted token
+    keep = (sure + 1).clamp_max(len(chosen)).tolist()  # up to the first doubted token
     fed = [t[:-1] for t in tokens]
     if width > 1:
         tree, cands = TokenTree.top_k(width, len(chosen)), torch.stack(ranked, 1)  # [rows, depth, width]
@@ -91,7 +92,7 @@ class DraftModelProposer:
         self.min_path_confidence = check_number("decoder.min_path_confidence", min_path_confidence, 0, 1)
         self.k = check_number("decoder.num_tokens", num_tokens, minimum=1, integer=True)
         self.width = check_number("decoder.tree_width", tree_width, minimum=1, integer=True)
-        if draft_dtype not in ("auto", "bf16", "bfloat16", "fp16", "float16", "fp32", "float32"):
+        if draft_dtype != "auto" and draft_dtype not in DTYPES:
             raise ConfigError(f"decoder.draft_dtype must be one of auto, bf16, fp16, fp32; got {draft_dtype!r}")
         self.draft_dtype = draft_dtype
         self.kv = None
@@ -105,11 +106,11 @@ class DraftModelProposer:
             dtype = self.draft_dtype
             if dtype == "auto":
                 dtype = "bf16" if packed and bf16_available() else str(model.network.dtype).split(".")[-1]
-            key = (draft, str(model.device), dtype, packed)
-            if (loaded := _loaded_drafts.get(key)) is None:
-                loaded = _loaded_drafts[key] = load_model(draft, device=key[1], dtype=dtype,
-                                                          packed_weights="auto" if packed else "off")
-            draft = loaded
+            name, device = draft, str(model.device)
+            draft = _loaded_drafts.get((name, device, dtype, packed))
+            if draft is None:
+                draft = _loaded_drafts[name, device, dtype, packed] = load_model(
+                    name, device=device, dtype=dtype, packed_weights="auto" if packed else "off")
         if draft.tokenizer.get_vocab() != model.tokenizer.get_vocab():
             raise ConfigError(f"decoder.draft {draft.name!r} does not share the tokenizer of the target model "
                               f"{model.name!r}; a draft model must use the same vocabulary (for example "
