@@ -36,13 +36,24 @@ def configured(network, layers: int | None, attention: str | None):
         network.config._attn_implementation = impl
 
 
+# Rows x cached slots from which ponder's kernel beat the model's SDPA in a whole verification
+# pass of a Qwen2.5-Coder-1.5B-shaped model on an H100 (README, "Tree-attention kernel"). Below
+# it a pass is bound by the host, and a Triton launch costs the host more than SDPA's call.
+KERNEL_MIN_SLOTS = 32 * 4096
+AUTO = "auto"
+
+
 def pick_attention(attention: str, device) -> str | None:
-    """"auto": ponder's Triton tree kernel on CUDA when triton is installed, else the model's own."""
+    """The attention implementation name for verification passes: "auto" on CUDA with triton
+    installed stays "auto" (decided per pass by `pass_attention`); elsewhere the model's own."""
     from ponder.errors import ConfigError
     from ponder.speculative.kernels import register, triton_available
 
     if attention == "auto":
-        attention = "triton" if torch.device(device).type == "cuda" and triton_available() else "model"
+        if torch.device(device).type == "cuda" and triton_available():
+            register()
+            return AUTO
+        attention = "model"
     names = {"model": None, "triton": "ponder_tree", "reference": "ponder_tree_reference"}
     if attention not in names:
         raise ConfigError(f"decoder.attention must be one of auto, {', '.join(names)}; got {attention!r}")
@@ -50,6 +61,14 @@ def pick_attention(attention: str, device) -> str | None:
         raise ConfigError("decoder.attention=triton needs triton: pip install 'ponder[triton]'")
     register()
     return names[attention]
+
+
+def pass_attention(attention: str | None, rows: int, slots: int) -> str | None:
+    """For one pass over `rows` rows of `slots` cached slots: "auto" takes the Triton kernel
+    once the pass is wide enough for attention's GPU time to matter, else the model's own."""
+    if attention != AUTO:
+        return attention
+    return "ponder_tree" if rows * slots >= KERNEL_MIN_SLOTS else None
 
 
 class KVRows:
@@ -79,7 +98,7 @@ class KVRows:
         seen = torch.cat([self.mask.bool()[:, None, :].expand(rows, width, slots), tree], dim=-1)
         dtype = self.network.dtype
         bias = torch.zeros(seen.shape, dtype=dtype, device=dev).masked_fill(~seen, torch.finfo(dtype).min)
-        with torch.inference_mode(), configured(self.network, self.layers, self.attention):
+        with torch.inference_mode(), configured(self.network, self.layers, pass_attention(self.attention, rows, slots)):
             if self.want_hidden:
                 out = self.network.base_model(input_ids=ids, position_ids=pos, attention_mask=bias[:, None],
                                               past_key_values=self.cache, use_cache=True)
@@ -141,9 +160,9 @@ class SpeculativeDecoder:
     states in `rows.hidden`). `stats` sums, over every call, the target's row-steps and
     the tokens they emitted (accepted drafts plus one), for the mean accepted per step.
 
-    `attention`: "auto" (ponder's Triton tree-attention kernel on CUDA, else the model's own
-    attention with the same float mask), "triton", "reference" (the PyTorch reference kernel)
-    or "model".
+    `attention`: "auto" (on CUDA, ponder's Triton tree-attention kernel for passes of at least
+    KERNEL_MIN_SLOTS rows x cached slots, the model's own attention with the same float mask
+    below that and off CUDA), "triton", "reference" (the PyTorch reference kernel) or "model".
 
     `acceptance`: "exact" (lossless, the default) or "typical" (Medusa's typical acceptance
     with `typical_threshold` and `typical_alpha`: lossy for sampled rows, still exact greedy).

@@ -25,12 +25,19 @@ def split_mask(attention_mask: torch.Tensor | None, batch: int, queries: int, ke
     return allowed[:, 0, :prefix], allowed[:, :, prefix:]
 
 
-def _attention(impl):
+def _attention(impl, writes_out: bool = False):
+    last = [None, None]  # (mask, its split): every layer of one pass gets the same mask tensor
+
     def forward(module, query, key, value, attention_mask, scaling=None, dropout=0.0, **kwargs):
         B, H, T, D = query.shape
-        prefix_valid, tree = split_mask(attention_mask, B, T, key.shape[2], query.device)
-        out = impl(query, key, value, prefix_valid, tree, scaling)
-        return out.transpose(1, 2).contiguous(), None
+        if attention_mask is None or last[0] is not attention_mask:
+            last[:] = attention_mask, split_mask(attention_mask, B, T, key.shape[2], query.device)
+        prefix_valid, tree = last[1]
+        if writes_out:  # straight into the [B, T, H, D] layout transformers wants back
+            out = torch.empty(B, T, H, D, dtype=query.dtype, device=query.device)
+            impl(query, key, value, prefix_valid, tree, scaling, out=out.transpose(1, 2))
+            return out, None
+        return impl(query, key, value, prefix_valid, tree, scaling).transpose(1, 2).contiguous(), None
     return forward
 
 
@@ -49,11 +56,11 @@ def register() -> None:
 
     AttentionInterface.register("ponder_tree_reference", _attention(reference_tree_attention))
     if triton_available():
-        AttentionInterface.register("ponder_tree", _attention(_triton))
+        AttentionInterface.register("ponder_tree", _attention(_triton, writes_out=True))
 
 
-def _triton(*args):
+def _triton(*args, **kwargs):
     # imported on first use: triton reads TRITON_INTERPRET when the kernel is defined
     from ponder.speculative.kernels.triton_tree import triton_tree_attention
 
-    return triton_tree_attention(*args)
+    return triton_tree_attention(*args, **kwargs)
