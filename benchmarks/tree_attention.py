@@ -114,8 +114,9 @@ def host(args, g) -> list:
     import time
 
     from transformers.integrations.sdpa_attention import sdpa_attention_forward
+    from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
 
-    from ponder.speculative.kernels import _attention, _triton, split_mask
+    from ponder.speculative.kernels import register, split_mask
     from ponder.speculative.kernels.triton_tree import triton_tree_attention
     rows = []
     for B, S, T in [(1, 2048, 16), (8, 8192, 16)]:
@@ -126,7 +127,8 @@ def host(args, g) -> list:
         bias = torch.zeros(allowed.shape, dtype=q.dtype, device="cuda").masked_fill(~allowed, -1e30)
         module = torch.nn.Module()
         module.num_key_value_groups, module.is_causal, module.training = args.heads // args.kv_heads, False, False
-        ours = _attention(_triton, writes_out=True)
+        register()
+        ours = ALL_ATTENTION_FUNCTIONS["ponder_tree"]  # as a model layer calls it
         calls = {"kernel": lambda: triton_tree_attention(q, k, v, pv, tm),
                  "kernel_one_slice": lambda: triton_tree_attention(q, k, v, pv, tm, splits=1),
                  "split_mask": lambda: split_mask(bias, B, T, S + T, "cuda"),

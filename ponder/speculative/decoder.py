@@ -49,14 +49,11 @@ def pick_attention(attention: str, device) -> str | None:
     from ponder.errors import ConfigError
     from ponder.speculative.kernels import register, triton_available
 
-    if attention == "auto":
-        if torch.device(device).type == "cuda" and triton_available():
-            register()
-            return AUTO
+    if attention == "auto" and not (torch.device(device).type == "cuda" and triton_available()):
         attention = "model"
-    names = {"model": None, "triton": "ponder_tree", "reference": "ponder_tree_reference"}
+    names = {"auto": AUTO, "model": None, "triton": "ponder_tree", "reference": "ponder_tree_reference"}
     if attention not in names:
-        raise ConfigError(f"decoder.attention must be one of auto, {', '.join(names)}; got {attention!r}")
+        raise ConfigError(f"decoder.attention must be one of {', '.join(names)}; got {attention!r}")
     if attention == "triton" and not triton_available():
         raise ConfigError("decoder.attention=triton needs triton: pip install 'ponder[triton]'")
     register()

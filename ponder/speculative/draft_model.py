@@ -77,7 +77,23 @@ def draft_steps(kv: KVRows, blocks: list[list[int]], vocab: int, k: int, width: 
 _loaded_drafts = weakref.WeakValueDictionary()
 
 
-class DraftModelProposer:
+class ChainDrafter:
+    """What the draft-model and early-exit proposers share: up to `num_tokens` tokens a step,
+    as a chain or a top-`tree_width` tree, ending where `draft_steps`' stopping rules say."""
+
+    def __init__(self, num_tokens: int, tree_width: int, min_confidence: float, min_path_confidence: float):
+        self.k = check_number("decoder.num_tokens", num_tokens, minimum=1, integer=True)
+        self.width = check_number("decoder.tree_width", tree_width, minimum=1, integer=True)
+        self.min_confidence = check_number("decoder.min_confidence", min_confidence, 0, 1)
+        self.min_path_confidence = check_number("decoder.min_path_confidence", min_path_confidence, 0, 1)
+
+    def steps(self, kv: KVRows, blocks, k: int, temperatures, top_p, top_k, generator):
+        """`draft_steps` with this drafter's settings (`self.vocab` is set by `bind`)."""
+        return draft_steps(kv, blocks, self.vocab, k, self.width, temperatures, top_p, top_k, generator,
+                           self.min_confidence, self.min_path_confidence)
+
+
+class DraftModelProposer(ChainDrafter):
     """`draft`: a preset, hub id or path (loaded on the target's device, with packed weights when
     the target has them), or a loaded HFModel. Its tokenizer must be the target's.
 
@@ -88,10 +104,8 @@ class DraftModelProposer:
 
     def __init__(self, draft, num_tokens: int = 4, tree_width: int = 1, min_confidence: float = 0.0,
                  draft_dtype: str = "auto", min_path_confidence: float = 0.0):
-        self.spec, self.min_confidence = draft, check_number("decoder.min_confidence", min_confidence, 0, 1)
-        self.min_path_confidence = check_number("decoder.min_path_confidence", min_path_confidence, 0, 1)
-        self.k = check_number("decoder.num_tokens", num_tokens, minimum=1, integer=True)
-        self.width = check_number("decoder.tree_width", tree_width, minimum=1, integer=True)
+        super().__init__(num_tokens, tree_width, min_confidence, min_path_confidence)
+        self.spec = draft
         if draft_dtype != "auto" and draft_dtype not in DTYPES:
             raise ConfigError(f"decoder.draft_dtype must be one of auto, bf16, fp16, fp32; got {draft_dtype!r}")
         self.draft_dtype = draft_dtype
@@ -134,8 +148,7 @@ class DraftModelProposer:
         if self.kv is None or k < 1 or meter.affordable_rows(1, flops) < 1:
             self.fed = [[] for _ in contexts]
             return [Draft() for _ in contexts]
-        drafts, self.fed, passes = draft_steps(self.kv, blocks, self.vocab, k, self.width, temperatures, top_p,
-                                               top_k, generator, self.min_confidence, self.min_path_confidence)
+        drafts, self.fed, passes = self.steps(self.kv, blocks, k, temperatures, top_p, top_k, generator)
         meter.charge(generated_tokens=sum(len(d) for d in drafts), forward_passes=passes, flops=flops * passes / k)
         return drafts
 

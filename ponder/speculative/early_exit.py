@@ -8,7 +8,7 @@ from __future__ import annotations
 from ponder.budget import ModelShape
 from ponder.errors import ConfigError, check_number
 from ponder.speculative.decoder import KVRows
-from ponder.speculative.draft_model import draft_steps
+from ponder.speculative.draft_model import ChainDrafter
 from ponder.speculative.tree import Draft
 
 
@@ -22,14 +22,11 @@ def exit_shape(network, layers: int) -> ModelShape:
     return ModelShape(params=body + head, layers=layers, d_attn=full.d_attn)
 
 
-class EarlyExitProposer:
+class EarlyExitProposer(ChainDrafter):
     def __init__(self, exit_layer: int = 4, num_tokens: int = 4, tree_width: int = 1, min_confidence: float = 0.0,
                  min_path_confidence: float = 0.0):
-        self.min_confidence = check_number("decoder.min_confidence", min_confidence, 0, 1)
-        self.min_path_confidence = check_number("decoder.min_path_confidence", min_path_confidence, 0, 1)
+        super().__init__(num_tokens, tree_width, min_confidence, min_path_confidence)
         self.exit_layer = check_number("decoder.exit_layer", exit_layer, minimum=1, integer=True)
-        self.k = check_number("decoder.num_tokens", num_tokens, minimum=1, integer=True)
-        self.width = check_number("decoder.tree_width", tree_width, minimum=1, integer=True)
 
     def bind(self, model) -> None:
         layers = model.network.config.get_text_config().num_hidden_layers
@@ -45,9 +42,7 @@ class EarlyExitProposer:
             return [Draft() for _ in contexts]
         slots = rows.mask.shape[1]
         shallow = KVRows(rows.network, rows.cache, rows.mask, rows.lengths, self.exit_layer, rows.attention)
-        drafts, _, passes = draft_steps(shallow, [[c[-1]] for c in contexts], self.vocab, k, self.width,
-                                        temperatures, top_p, top_k, generator, self.min_confidence,
-                                        self.min_path_confidence)
+        drafts, _, passes = self.steps(shallow, [[c[-1]] for c in contexts], k, temperatures, top_p, top_k, generator)
         shallow.crop(slots)  # the full model recomputes these positions in every layer when it verifies
         meter.charge(generated_tokens=sum(len(d) for d in drafts), forward_passes=passes,
                      flops=flops * passes / k)

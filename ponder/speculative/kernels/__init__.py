@@ -25,19 +25,16 @@ def split_mask(attention_mask: torch.Tensor | None, batch: int, queries: int, ke
     return allowed[:, 0, :prefix], allowed[:, :, prefix:]
 
 
-def _attention(impl, writes_out: bool = False):
+def _attention(impl):
+    """A transformers attention implementation around `impl(q, k, v, prefix_valid, tree, scale)`,
+    which returns [B, T, H, D] (the layout transformers wants back)."""
     last = [None, None]  # (mask, its split): every layer of one pass gets the same mask tensor
 
     def forward(module, query, key, value, attention_mask, scaling=None, dropout=0.0, **kwargs):
         B, H, T, D = query.shape
         if attention_mask is None or last[0] is not attention_mask:
             last[:] = attention_mask, split_mask(attention_mask, B, T, key.shape[2], query.device)
-        prefix_valid, tree = last[1]
-        if writes_out:  # straight into the [B, T, H, D] layout transformers wants back
-            out = torch.empty(B, T, H, D, dtype=query.dtype, device=query.device)
-            impl(query, key, value, prefix_valid, tree, scaling, out=out.transpose(1, 2))
-            return out, None
-        return impl(query, key, value, prefix_valid, tree, scaling).transpose(1, 2).contiguous(), None
+        return impl(query, key, value, *last[1], scaling), None
     return forward
 
 
@@ -54,13 +51,20 @@ def register() -> None:
     implementations transformers models can switch to."""
     from transformers import AttentionInterface
 
-    AttentionInterface.register("ponder_tree_reference", _attention(reference_tree_attention))
+    AttentionInterface.register("ponder_tree_reference", _attention(_reference))
     if triton_available():
-        AttentionInterface.register("ponder_tree", _attention(_triton, writes_out=True))
+        AttentionInterface.register("ponder_tree", _attention(_triton))
 
 
-def _triton(*args, **kwargs):
+def _reference(q, k, v, prefix_valid, tree, scale):
+    return reference_tree_attention(q, k, v, prefix_valid, tree, scale).transpose(1, 2).contiguous()
+
+
+def _triton(q, k, v, prefix_valid, tree, scale):
     # imported on first use: triton reads TRITON_INTERPRET when the kernel is defined
     from ponder.speculative.kernels.triton_tree import triton_tree_attention
 
-    return triton_tree_attention(*args, **kwargs)
+    B, H, T, D = q.shape
+    out = torch.empty(B, T, H, D, dtype=q.dtype, device=q.device)
+    triton_tree_attention(q, k, v, prefix_valid, tree, scale, out=out.transpose(1, 2))  # written in place
+    return out
