@@ -87,6 +87,7 @@ def train_medusa(cfg) -> None:
 
 def train_prm(cfg) -> None:
     from ponder.config import instantiate
+    from ponder.models import load_model
     from ponder.tasks import GSM8K
     from ponder.verifiers.prm_train import train_prm as train
 
@@ -94,8 +95,10 @@ def train_prm(cfg) -> None:
     problems = task.problems()
     model = instantiate(cfg.model, "model")
     out = cfg.out or f"runs/prm/{Path(str(cfg.model.path)).name}"
+    body = load_model(str(cfg.body)) if cfg.body else None
     metrics = train(model, out, task, problems, cfg.samples, cfg.rollouts, cfg.delimiter, cfg.max_new_tokens,
-                    cfg.max_steps, cfg.temperature, cfg.heldout, cfg.steps, cfg.lr, cfg.seed)
+                    cfg.max_steps, cfg.temperature, cfg.heldout, cfg.steps, cfg.lr, cfg.seed,
+                    batch_problems=cfg.batch_problems, body=body)
     print(json.dumps(metrics, indent=2))
     print(f"PRM saved to {out}; use it with verifier=prm verifier.path={out}")
 

@@ -1,16 +1,18 @@
 """PRM training: Math-Shepherd labels from rollouts (exact on a scripted policy), and a trained
 PRM that loads as verifier=prm and scores with its value head."""
 import json
+import math
 
 import pytest
 import torch
 
-from fakes import ScriptedModel, tiny_model
+from fakes import ScriptedModel, tiny_model, tiny_network, tiny_tokenizer
 from ponder.budget import Budget
+from ponder.errors import ConfigError
 from ponder.tasks import GSM8K
 from ponder.tasks.base import Problem
 from ponder.verifiers import ProcessRewardModel
-from ponder.verifiers.prm_train import SEPARATOR, rollout_labels, train_prm
+from ponder.verifiers.prm_train import L2_GRID, SEPARATOR, auc, auc_ci95, choose_l2, rollout_labels, train_prm
 
 
 def test_step_labels_are_the_share_of_rollouts_that_reach_the_answer():
@@ -24,6 +26,56 @@ def test_step_labels_are_the_share_of_rollouts_that_reach_the_answer():
                               max_new_tokens=32, max_steps=8, temperature=0.8, seed=0, progress=False)
     assert record["steps"] == ["Step A", "Step B", "The answer is 8."]
     assert record["labels"] == [0.5, 1.0, 1.0]  # the last step: the solution itself is right
+
+
+def test_a_group_of_problems_is_labelled_in_two_backend_calls():
+    policy = ScriptedModel([
+        "Step A\n\nThe answer is 8.",                       # p0's solution: right
+        "Step C\n\nStep D\n\nThe answer is 5.",           # p1's solution: wrong
+        "The answer is 8.", "The answer is 8.",             # p0 after step A: 2 of 2 right
+        "The answer is 4.", "The answer is 5.",             # p1 after step C: 1 of 2
+        "The answer is 5.", "The answer is 5.",             # p1 after step D: 0 of 2
+    ])
+    problems = [Problem("p0", "Tom has 3 apples and buys 5 more.", "8"), Problem("p1", "2 + 2?", "4")]
+    records = rollout_labels(policy, GSM8K(), problems, samples=1, rollouts=2, delimiter="\n\n",
+                             max_new_tokens=32, max_steps=8, temperature=0.8, seed=0, progress=False,
+                             batch_problems=2)
+    assert [(r["problem"], r["labels"]) for r in records] == [("p0", [1.0, 1.0]), ("p1", [0.5, 0.0, 0.0])]
+    assert len(policy.calls) == 2 and not policy.texts
+    with pytest.raises(ConfigError, match="batch_problems"):
+        rollout_labels(policy, GSM8K(), problems, samples=1, rollouts=2, delimiter="\n\n", max_new_tokens=32,
+                       max_steps=8, temperature=0.8, seed=0, progress=False, batch_problems=0)
+
+
+def test_auc_is_the_share_of_good_bad_pairs_ranked_right():
+    good = torch.tensor([False, False, True, True, True])
+    # pairs (good, bad): 0.35 beats 0.1 only, 0.8 beats both, 0.4 ties 0.4 and beats 0.1: (1 + 2 + 1.5) / 6
+    assert auc(torch.tensor([0.1, 0.4, 0.35, 0.8, 0.4]), good) == pytest.approx(4.5 / 6)
+    assert auc(torch.tensor([0.1, 0.2]), torch.tensor([True, True])) is None
+
+
+def test_the_auc_interval_resamples_whole_problems():
+    scores, good = torch.tensor([0.1, 0.9, 0.2, 0.8, 0.3, 0.1]), torch.tensor([False, True, False, True, False, True])
+    lo, hi = auc_ci95(scores, good, ["a", "a", "b", "b", "c", "c"], draws=400)
+    assert lo < auc(scores, good) < hi and lo >= 0.0 and hi == 1.0  # without problem c, every draw ranks perfectly
+    # a problem's steps move together: with one problem holding both kinds, every draw is that problem
+    assert auc_ci95(scores[:2], good[:2], ["a", "a"], draws=50) == (1.0, 1.0)
+    assert auc_ci95(scores[:2], good[:2], ["a", "b"], draws=50)[0] == 1.0  # draws with one kind are left out
+
+
+def test_the_l2_penalty_is_chosen_by_problem_grouped_cross_validation():
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(160, 32, generator=g)
+    groups = [f"p{i // 4}" for i in range(160)]  # 40 problems of 4 steps
+    noise = torch.rand(160, generator=g).round()  # labels unrelated to the features
+    l2, losses = choose_l2(x, noise, groups, steps=100, lr=0.05, seed=0)
+    # nothing to learn: a strong penalty, validated no better than a constant (log 2 for balanced 0/1)
+    assert set(losses) == set(L2_GRID) and l2 >= 1.0 and losses[l2] > math.log(2) - 0.01
+    assert losses[L2_GRID[0]] > losses[l2] + 0.1  # the weakest penalty fits the noise and validates worse
+    signal = torch.sigmoid(3 * x[:, 0])  # soft labels that one feature explains
+    l2, losses = choose_l2(x, signal, groups, steps=100, lr=0.05, seed=0)
+    assert l2 <= 0.1 and losses[l2] < losses[L2_GRID[-1]] - 0.2
+    assert choose_l2(x[:4], signal[:4], groups[:4], steps=10, lr=0.05, seed=0) == (L2_GRID[-1], {})
 
 
 def test_a_trained_prm_loads_as_verifier_prm(tmp_path):
@@ -45,6 +97,21 @@ def test_a_trained_prm_loads_as_verifier_prm(tmp_path):
     assert SEPARATOR in prm.tokenizer.get_vocab()
 
 
+def test_a_prm_can_take_another_models_body(tmp_path):
+    from ponder.models.hf import HFModel
+
+    policy = tiny_model(0, chat=True)
+    body = HFModel(tiny_network(1), tiny_tokenizer(True), name="body")
+    task = GSM8K(split="train", limit=3)
+    m = train_prm(policy, tmp_path, task, task.problems(), samples=1, rollouts=1, max_new_tokens=8, max_steps=2,
+                  heldout=0.34, steps=5, progress=False, body=body, batch_problems=3)
+    assert (m["base_model"], m["policy"]) == ("body", "tiny")
+    prm = ProcessRewardModel(str(tmp_path))
+    got = prm.network.base_model.layers[0].mlp.up_proj.weight
+    assert torch.equal(got, body.network.model.layers[0].mlp.up_proj.weight)
+    assert not torch.equal(got, policy.network.model.layers[0].mlp.up_proj.weight)
+
+
 def test_train_prm_command(tiny_folder, tmp_path, capsys):
     from ponder.cli import main
 
@@ -54,8 +121,6 @@ def test_train_prm_command(tiny_folder, tmp_path, capsys):
 
 
 def test_rollout_labels_resume_from_their_cache_and_refuse_other_settings(tmp_path):
-    from ponder.errors import ConfigError
-
     problems = [Problem("p0", "Tom has 3 apples and buys 5 more.", "8"), Problem("p1", "2 + 2?", "4")]
     cache = tmp_path / "labels.jsonl"
     kw = dict(samples=1, rollouts=1, delimiter="\n\n", max_new_tokens=32, max_steps=8, temperature=0.8, seed=0,
