@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 
 from common import RESULTS, save
 from ponder.bench import run_benchmark
@@ -44,6 +45,19 @@ def strategies(budget: int):
         "astar": AStar(k=4, batch=2, threshold=0.8, max_expansions=4 * n, **STEP),
         "mcts": MCTS(k=3, simulations=4 * n, **STEP),
     }
+
+
+def made_by(model: str, prm: str | None, budget: int, strategy) -> dict:
+    """What a results file was made with; a rerun with anything else is refused (a PRM retrained
+    into the same folder must not add to the old one's results)."""
+    trained = Path(prm or "") / "prm_train.json"
+    if trained.is_file():  # a trained PRM: the folder's name and what it was trained on
+        metrics = json.loads(trained.read_text())
+        prm = {"folder": Path(prm).resolve().name, **{k: metrics.get(k) for k in (
+            "base_model", "policy", "problems", "solutions", "train_steps")}}
+    settings = {"model": model, "prm": prm if strategy.uses_verifier else None, "budget": budget,
+                "strategy": vars(strategy)}
+    return json.loads(json.dumps(settings, default=repr))
 
 
 def plot(summary: dict, path, model: str, problems: int):
@@ -90,7 +104,7 @@ def main():
             gen = Generator(model, strategy, prm if strategy.uses_verifier else None,
                             budget={"max_flops": budget * per_token})
             out = RESULTS / (args.out or "search") / f"{args.model}-{tag}-{name}-b{budget}.jsonl"
-            s = run_benchmark(gen, task, out)
+            s = run_benchmark(gen, task, out, settings=made_by(args.model, args.prm, budget, strategy))
             summary.setdefault(name, {})[str(budget)] = s
             print(f"{name} @ {budget}: accuracy {s['accuracy']:.3f} {s['accuracy_ci95']}, "
                   f"{s['mean_generated_tokens']:.0f} tokens, {s['mean_flops']:.3g} FLOPs", flush=True)

@@ -61,18 +61,24 @@ def resume_cache(path: Path, settings: dict, what: str) -> list[dict]:
     meta = path.with_suffix(".settings.json")
     if meta.is_file() and json.loads(meta.read_text()) != settings:
         raise ConfigError(f"{path} holds {what} made with other settings ({meta.read_text().strip()}); "
-                          "use another out= folder or delete it")
+                          "write to another folder (out= or --out) or delete it")
     meta.write_text(json.dumps(settings) + "\n")
     drop_partial_line(path)
     return read_results(path)
 
 
-def run_benchmark(generator, task, out: str | os.PathLike, progress: bool = True) -> dict:
-    """Run every problem not yet in `out`; return the summary of all of `out`."""
+def run_benchmark(generator, task, out: str | os.PathLike, progress: bool = True, settings: dict | None = None
+                  ) -> dict:
+    """Run every problem not yet in `out`; return the summary of all of `out`. With `settings`
+    (what made the results: model, strategy, verifier...), a rerun refuses to add to results
+    made with other settings instead of mixing them."""
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    drop_partial_line(out)
-    earlier = read_results(out)
+    if settings is not None:
+        earlier = resume_cache(out, settings, "results")
+    else:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        drop_partial_line(out)
+        earlier = read_results(out)
     done = {r["id"] for r in earlier}
     todo = [p for p in task if p.id not in done]
     graded, correct = len(earlier), sum(r.get("correct", False) for r in earlier)

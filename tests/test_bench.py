@@ -58,3 +58,21 @@ def test_a_failing_problem_is_recorded_and_the_run_goes_on(tmp_path):
     rows = read_results(tmp_path / "r.jsonl")
     assert rows[1]["error"] == "RuntimeError: model crashed" and s["errors"] == 1 and s["accuracy"] == 1.0
     assert summarize([])["accuracy"] == 0.0
+
+
+def test_results_made_with_other_settings_are_not_added_to(tmp_path):
+    import pytest
+    from ponder.errors import ConfigError
+
+    out = tmp_path / "r.jsonl"
+    made_by = {"strategy": "self_consistency", "prm": {"problems": 7}}
+    run_benchmark(Generator(ScriptedModel(["The answer is 0"] * 4), SelfConsistency(n=1)), make_task(tmp_path), out,
+                  progress=False, settings=made_by)
+    model = ScriptedModel(["The answer is 0"] * 4)
+    with pytest.raises(ConfigError, match="other settings"):
+        run_benchmark(Generator(model, SelfConsistency(n=1)), make_task(tmp_path, 6), out, progress=False,
+                      settings={**made_by, "prm": {"problems": 96}})
+    assert not model.calls and len(read_results(out)) == 4
+    s = run_benchmark(Generator(model, SelfConsistency(n=1)), make_task(tmp_path, 6), out, progress=False,
+                      settings=made_by)  # the same settings go on: the 2 new problems only
+    assert len(model.calls) == 2 and s["problems"] == 6
