@@ -56,15 +56,17 @@ def drop_partial_line(path: Path) -> None:
 
 def resume_cache(path: Path, settings: dict, what: str) -> list[dict]:
     """The records a stopped run left in `path` (a JSONL file) when it was made with the same
-    `settings` (kept beside it in <name>.settings.json); a clear error when they differ."""
+    `settings` (kept beside it in <name>.settings.json); a clear error when they differ and
+    there are records (a run that stopped before its first record holds nothing to mix)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     meta = path.with_suffix(".settings.json")
-    if meta.is_file() and json.loads(meta.read_text()) != settings:
+    drop_partial_line(path)
+    records = read_results(path)
+    if records and meta.is_file() and json.loads(meta.read_text()) != settings:
         raise ConfigError(f"{path} holds {what} made with other settings ({meta.read_text().strip()}); "
                           "write to another folder (out= or --out) or delete it")
     meta.write_text(json.dumps(settings) + "\n")
-    drop_partial_line(path)
-    return read_results(path)
+    return records
 
 
 def run_benchmark(generator, task, out: str | os.PathLike, progress: bool = True, settings: dict | None = None

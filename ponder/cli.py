@@ -28,10 +28,20 @@ def quote_prompt(arg: str) -> str:
     return arg
 
 
+RESULT_GROUPS = ("model", "decoder", "strategy", "verifier", "budget", "task")  # what makes a benchmark's results
+
+
+def bench_settings(cfg) -> dict:
+    """The choices that make a benchmark's results: a rerun into the same file must match them."""
+    from omegaconf import OmegaConf
+
+    return OmegaConf.to_container(OmegaConf.create({k: cfg[k] for k in RESULT_GROUPS}), resolve=True)
+
+
 def default_out(cfg) -> str:
     from omegaconf import OmegaConf
 
-    key = OmegaConf.to_yaml({k: cfg[k] for k in ("model", "decoder", "strategy", "verifier", "budget", "task")})
+    key = OmegaConf.to_yaml({k: cfg[k] for k in RESULT_GROUPS})
     task = cfg.task._target_.rsplit(".", 1)[-1].lower()
     strategy = cfg.strategy._target_.rsplit(".", 1)[-1].lower()
     return f"runs/bench/{task}-{strategy}-{hashlib.sha1(key.encode()).hexdigest()[:8]}.jsonl"
@@ -59,7 +69,7 @@ def run(cfg) -> None:
 
 
 def bench(cfg) -> None:
-    from ponder.bench import format_summary, run_benchmark
+    from ponder.bench import format_summary, resume_cache, run_benchmark
     from ponder.config import instantiate
     from ponder.generator import Generator
 
@@ -67,7 +77,8 @@ def bench(cfg) -> None:
     task.problems()  # a bad dataset fails before the model loads
     out = cfg.out or default_out(cfg)
     print(f"results: {out}", file=sys.stderr)
-    summary = run_benchmark(Generator.from_config(cfg), task, out)
+    resume_cache(Path(out), bench_settings(cfg), "results")  # results made otherwise: refused before loading
+    summary = run_benchmark(Generator.from_config(cfg), task, out, settings=bench_settings(cfg))
     print(format_summary(summary))
 
 

@@ -76,3 +76,12 @@ def test_results_made_with_other_settings_are_not_added_to(tmp_path):
     s = run_benchmark(Generator(model, SelfConsistency(n=1)), make_task(tmp_path, 6), out, progress=False,
                       settings=made_by)  # the same settings go on: the 2 new problems only
     assert len(model.calls) == 2 and s["problems"] == 6
+
+
+def test_settings_of_a_run_that_left_no_results_do_not_bind(tmp_path):
+    from ponder.bench import resume_cache
+
+    out = tmp_path / "r.jsonl"
+    assert resume_cache(out, {"strategy": "a"}, "results") == []  # stopped before its first result
+    assert resume_cache(out, {"strategy": "b"}, "results") == []
+    assert (tmp_path / "r.settings.json").read_text().strip() == '{"strategy": "b"}'

@@ -55,6 +55,10 @@ def test_bench_and_multirun_sweep(tiny_folder, tmp_path):
     r = ponder("bench", *common, "strategy=greedy", f"out={tmp_path}/g.jsonl")
     assert r.returncode == 0, r.stderr
     assert len((tmp_path / "g.jsonl").read_text().splitlines()) == 3 and "accuracy" in r.stdout
+    # the same file with another strategy would mix two runs' results: refused, nothing added
+    r = ponder("bench", *common, "strategy=self_consistency", f"out={tmp_path}/g.jsonl")
+    assert_user_error(r, "made with other settings")
+    assert len((tmp_path / "g.jsonl").read_text().splitlines()) == 3
     r = ponder("-m", "bench", *common, "strategy=greedy,self_consistency", cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     files = sorted((tmp_path / "runs" / "bench").glob("*.jsonl"))
