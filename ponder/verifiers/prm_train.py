@@ -4,8 +4,10 @@ Verify and Reinforce LLMs Step-by-step without Human Annotations", Wang et al. 2
 For each training problem the policy samples solutions; for every step prefix of a solution,
 `rollouts` completions are sampled from it and the step's label is the share that reach the
 correct answer (the last step's label is whether the solution itself is right). A value head
-is then fit on a small LM with its body frozen: the model reads the question and the steps,
-each followed by a separator token, and the head reads the hidden state at each separator.
+is then fit on a small LM with its body frozen (the policy's own, or another model's): the
+model reads the question and the steps, each followed by a separator token, and the head reads
+the hidden state at each separator. The head's L2 penalty is chosen by cross-validation over
+problems, and held-out problems measure it (step accuracy, and AUC with a bootstrap interval).
 
 The result is saved as a transformers token-classification model (two labels, P(label 1) =
 sigmoid of the value head) with `<extra_0>` as the separator, the Qwen2.5-Math-PRM format, so
