@@ -26,11 +26,12 @@ def main():
     ap.add_argument("--max-new-tokens", type=int, default=256)
     args = ap.parse_args()
     model = load_model(args.model)
-    problems = GSM8K(split="train", limit=args.problems).problems()
+    task = GSM8K(split="train", limit=args.problems)
+    problems = task.problems()
     rows = []
     for batch in args.batches:
         t0 = time.perf_counter()
-        records = rollout_labels(model, GSM8K(split="train"), problems, args.samples, args.rollouts, "\n\n",
+        records = rollout_labels(model, task, problems, args.samples, args.rollouts, "\n\n",
                                  args.max_new_tokens, args.max_steps, 0.8, 0, batch_problems=batch)
         seconds = time.perf_counter() - t0
         rows.append({"batch_problems": batch, "seconds_per_problem": seconds / len(problems),

@@ -54,18 +54,20 @@ def drop_partial_line(path: Path) -> None:
             f.truncate(data.rfind(b"\n") + 1)
 
 
-def resume_cache(path: Path, settings: dict, what: str) -> list[dict]:
-    """The records a stopped run left in `path` (a JSONL file) when it was made with the same
-    `settings` (kept beside it in <name>.settings.json); a clear error when they differ and
-    there are records (a run that stopped before its first record holds nothing to mix)."""
+def resume_cache(path: Path, settings: dict | None, what: str) -> list[dict]:
+    """The records a stopped run left in `path` (a JSONL file, a half-written last line dropped).
+    With `settings` (kept beside it in <name>.settings.json), only when they are the ones that
+    made them: a clear error when they differ and there are records (a run that stopped before
+    its first record holds nothing to mix)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    meta = path.with_suffix(".settings.json")
     drop_partial_line(path)
     records = read_results(path)
-    if records and meta.is_file() and json.loads(meta.read_text()) != settings:
-        raise ConfigError(f"{path} holds {what} made with other settings ({meta.read_text().strip()}); "
-                          "write to another folder (out= or --out) or delete it")
-    meta.write_text(json.dumps(settings) + "\n")
+    if settings is not None:
+        meta = path.with_suffix(".settings.json")
+        if records and meta.is_file() and json.loads(meta.read_text()) != settings:
+            raise ConfigError(f"{path} holds {what} made with other settings ({meta.read_text().strip()}); "
+                              "write to another folder (out= or --out) or delete it")
+        meta.write_text(json.dumps(settings) + "\n")
     return records
 
 
@@ -75,12 +77,7 @@ def run_benchmark(generator, task, out: str | os.PathLike, progress: bool = True
     (what made the results: model, strategy, verifier...), a rerun refuses to add to results
     made with other settings instead of mixing them."""
     out = Path(out)
-    if settings is not None:
-        earlier = resume_cache(out, settings, "results")
-    else:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        drop_partial_line(out)
-        earlier = read_results(out)
+    earlier = resume_cache(out, settings, "results")
     done = {r["id"] for r in earlier}
     todo = [p for p in task if p.id not in done]
     graded, correct = len(earlier), sum(r.get("correct", False) for r in earlier)

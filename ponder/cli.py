@@ -41,7 +41,7 @@ def bench_settings(cfg) -> dict:
 def default_out(cfg) -> str:
     from omegaconf import OmegaConf
 
-    key = OmegaConf.to_yaml({k: cfg[k] for k in RESULT_GROUPS})
+    key = OmegaConf.to_yaml(bench_settings(cfg))
     task = cfg.task._target_.rsplit(".", 1)[-1].lower()
     strategy = cfg.strategy._target_.rsplit(".", 1)[-1].lower()
     return f"runs/bench/{task}-{strategy}-{hashlib.sha1(key.encode()).hexdigest()[:8]}.jsonl"
@@ -77,8 +77,9 @@ def bench(cfg) -> None:
     task.problems()  # a bad dataset fails before the model loads
     out = cfg.out or default_out(cfg)
     print(f"results: {out}", file=sys.stderr)
-    resume_cache(Path(out), bench_settings(cfg), "results")  # results made otherwise: refused before loading
-    summary = run_benchmark(Generator.from_config(cfg), task, out, settings=bench_settings(cfg))
+    settings = bench_settings(cfg)
+    resume_cache(Path(out), settings, "results")  # results made otherwise: refused before the model loads
+    summary = run_benchmark(Generator.from_config(cfg), task, out, settings=settings)
     print(format_summary(summary))
 
 

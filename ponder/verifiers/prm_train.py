@@ -226,12 +226,13 @@ def train_prm(model, out: str | Path, task, problems, samples: int = 2, rollouts
     feats = features(net, tokenizer, records, system)
     split = {"train": [i for i, r in enumerate(records) if r["problem"] not in held],
              "heldout": [i for i, r in enumerate(records) if r["problem"] in held]}
+    # per split: features and label of every step, and the problem each step belongs to
     data = {k: (torch.cat([feats[i] for i in idx]) if idx else torch.zeros(0, feats[0].shape[1]),
-                torch.tensor([x for i in idx for x in records[i]["labels"]])) for k, idx in split.items()}
-    x, y = data["train"]
+                torch.tensor([x for i in idx for x in records[i]["labels"]]),
+                [records[i]["problem"] for i in idx for _ in records[i]["labels"]]) for k, idx in split.items()}
+    x, y, groups = data["train"]
     if not len(x):
         raise ConfigError("no training steps: the model produced no solutions; raise problems or max_new_tokens")
-    groups = [records[i]["problem"] for i in split["train"] for _ in records[i]["labels"]]  # one per step
     mean, std = x.mean(0), x.std(0).clamp_min(1e-4)  # standardise features, folded into the head afterwards
     xs = (x - mean) / std
     l2, cv_loss = choose_l2(xs, y, groups, steps, lr, seed)
@@ -244,31 +245,27 @@ def train_prm(model, out: str | Path, task, problems, samples: int = 2, rollouts
         score.bias.zero_()
         score.weight[1] = w.to(score.weight.dtype)
         score.bias[1] = b.to(score.bias.dtype)
+    scores = {k: xk @ w + b for k, (xk, _, _) in data.items()}  # the value head's logit per step
+    hx, hy, held_groups = data["heldout"]
 
-    held_scores = data["heldout"][0] @ w + b
-    held_groups = [records[i]["problem"] for i in split["heldout"] for _ in records[i]["labels"]]
-
-    def accuracy(xs, ys):
-        if not len(xs):
-            return None
-        pred = (xs @ w + b) > 0
-        return float((pred == (ys > 0.5)).float().mean())
+    def accuracy(k):
+        labels = data[k][1]
+        return float(((scores[k] > 0) == (labels > 0.5)).float().mean()) if len(labels) else None
 
     metrics = {
         "base_model": body.name, "policy": model.name, "problems": len(problems), "heldout_problems": n_eval,
         "solutions": len(records),
-        "train_steps": len(x), "heldout_steps": len(data["heldout"][0]), "samples": samples, "rollouts": rollouts,
-        "l2": l2, "cv_loss_by_l2": cv_loss, "final_train_loss": loss, "train_step_accuracy": accuracy(*data["train"]),
-        "heldout_step_accuracy": accuracy(*data["heldout"]),
+        "train_steps": len(x), "heldout_steps": len(hx), "samples": samples, "rollouts": rollouts,
+        "l2": l2, "cv_loss_by_l2": cv_loss, "final_train_loss": loss, "train_step_accuracy": accuracy("train"),
+        "heldout_step_accuracy": accuracy("heldout"),
         # ranking quality, which a search uses and a skewed label share does not flatter: how well
         # the scores separate steps from which some rollout reached the answer (Math-Shepherd's
         # hard label) from steps from which none did
-        "train_step_auc": auc(x @ w + b, y > 0),
-        "heldout_step_auc": auc(held_scores, data["heldout"][1] > 0),
-        "heldout_step_auc_ci95": auc_ci95(held_scores, data["heldout"][1] > 0, held_groups, seed=seed),
-        "heldout_majority_baseline": (None if not len(data["heldout"][1]) else
-                                      float(max((data["heldout"][1] > 0.5).float().mean(),
-                                                (data["heldout"][1] <= 0.5).float().mean()))),
+        "train_step_auc": auc(scores["train"], y > 0),
+        "heldout_step_auc": auc(scores["heldout"], hy > 0),
+        "heldout_step_auc_ci95": auc_ci95(scores["heldout"], hy > 0, held_groups, seed=seed),
+        "heldout_majority_baseline": (None if not len(hy) else
+                                      float(max((hy > 0.5).float().mean(), (hy <= 0.5).float().mean()))),
         "positive_share": float((y > 0.5).float().mean()), "system": system,
         # labelling time of every problem, in this run or an earlier one that this run resumed
         "seconds_labelling": sum({r["problem"]: r.get("seconds", 0.0) for r in records}.values()),
