@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-from pathlib import Path
 
 from common import RESULTS, save
 from ponder.bench import run_benchmark
@@ -25,6 +24,7 @@ from ponder.samplers import BestOfN, Greedy, SelfConsistency
 from ponder.search import DVTS, MCTS, AStar, BeamSearch, ParticleFilter
 from ponder.tasks import GSM8K
 from ponder.verifiers import LLMJudge, ProcessRewardModel
+from ponder.verifiers.prm_train import trained_prm
 
 STEP = dict(max_step_tokens=160, max_steps=10, temperature=0.8)
 
@@ -50,11 +50,7 @@ def strategies(budget: int):
 def made_by(model: str, prm: str | None, budget: int, strategy) -> dict:
     """What a results file was made with; a rerun with anything else is refused (a PRM retrained
     into the same folder must not add to the old one's results)."""
-    trained = Path(prm or "") / "prm_train.json"
-    if trained.is_file():  # a trained PRM: the folder's name and what it was trained on
-        metrics = json.loads(trained.read_text())
-        prm = {"folder": Path(prm).resolve().name, **{k: metrics.get(k) for k in (
-            "base_model", "policy", "problems", "solutions", "train_steps")}}
+    prm = trained_prm(prm) or prm
     settings = {"model": model, "prm": prm if strategy.uses_verifier else None, "budget": budget,
                 "strategy": vars(strategy)}
     return json.loads(json.dumps(settings, default=repr))
@@ -90,6 +86,7 @@ def main():
     ap.add_argument("--budgets", type=int, nargs="+", default=[1000, 2000, 4000, 8000])
     ap.add_argument("--only", nargs="*", help="strategy names (default: all)")
     ap.add_argument("--out", help="results name (default search-<model>); per-run files go to results/<name>/")
+    ap.add_argument("--together", type=int, default=1, help="problems run at once, their model calls batched")
     args = ap.parse_args()
     model = load_model(args.model)
     prm = ProcessRewardModel(args.prm) if args.prm else LLMJudge(model, per_step=True)
@@ -104,7 +101,8 @@ def main():
             gen = Generator(model, strategy, prm if strategy.uses_verifier else None,
                             budget={"max_flops": budget * per_token})
             out = RESULTS / (args.out or "search") / f"{args.model}-{tag}-{name}-b{budget}.jsonl"
-            s = run_benchmark(gen, task, out, settings=made_by(args.model, args.prm, budget, strategy))
+            s = run_benchmark(gen, task, out, settings=made_by(args.model, args.prm, budget, strategy),
+                              together=args.together)
             summary.setdefault(name, {})[str(budget)] = s
             print(f"{name} @ {budget}: accuracy {s['accuracy']:.3f} {s['accuracy_ci95']}, "
                   f"{s['mean_generated_tokens']:.0f} tokens, {s['mean_flops']:.3g} FLOPs", flush=True)

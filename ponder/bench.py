@@ -71,9 +71,10 @@ def resume_cache(path: Path, settings: dict | None, what: str) -> list[dict]:
     return records
 
 
-def run_benchmark(generator, task, out: str | os.PathLike, progress: bool = True, settings: dict | None = None
-                  ) -> dict:
-    """Run every problem not yet in `out`; return the summary of all of `out`. With `settings`
+def run_benchmark(generator, task, out: str | os.PathLike, progress: bool = True, settings: dict | None = None,
+                  together: int = 1) -> dict:
+    """Run every problem not yet in `out`, `together` at a time (their model calls batched; a
+    line is written as each finishes); return the summary of all of `out`. With `settings`
     (what made the results: model, strategy, verifier...), a rerun refuses to add to results
     made with other settings instead of mixing them."""
     out = Path(out)
@@ -83,9 +84,11 @@ def run_benchmark(generator, task, out: str | os.PathLike, progress: bool = True
     graded, correct = len(earlier), sum(r.get("correct", False) for r in earlier)
     with open(out, "a") as f, tqdm(total=len(task), initial=len(task) - len(todo), disable=not progress,
                                    desc=f"{task.name}", unit="problem", dynamic_ncols=True) as bar:
-        for problem in todo:
+        for i, result in generator.run_many([p.question for p in todo], together):
+            problem = todo[i]
             try:
-                result = generator(problem.question)
+                if isinstance(result, BaseException):
+                    raise result  # what the problem's strategy raised
                 row = {"id": problem.id, "answer": result.answer, **grade(task, problem, result),
                        "budget_exhausted": result.budget_exhausted, "usage": asdict(result.usage),
                        "text": result.text}

@@ -35,7 +35,12 @@ def bench_settings(cfg) -> dict:
     """The choices that make a benchmark's results: a rerun into the same file must match them."""
     from omegaconf import OmegaConf
 
-    return OmegaConf.to_container(OmegaConf.create({k: cfg[k] for k in RESULT_GROUPS}), resolve=True)
+    from ponder.verifiers.prm_train import trained_prm
+
+    settings = OmegaConf.to_container(OmegaConf.create({k: cfg[k] for k in RESULT_GROUPS}), resolve=True)
+    if trained := trained_prm(settings["verifier"].get("path")):  # a PRM retrained in place is another PRM
+        settings["verifier_trained"] = trained
+    return settings
 
 
 def default_out(cfg) -> str:
@@ -79,7 +84,7 @@ def bench(cfg) -> None:
     print(f"results: {out}", file=sys.stderr)
     settings = bench_settings(cfg)
     resume_cache(Path(out), settings, "results")  # results made otherwise: refused before the model loads
-    summary = run_benchmark(Generator.from_config(cfg), task, out, settings=settings)
+    summary = run_benchmark(Generator.from_config(cfg), task, out, settings=settings, together=cfg.together)
     print(format_summary(summary))
 
 

@@ -1,9 +1,10 @@
 """Generator: one model + decoder + strategy + verifier + budget, called on a prompt."""
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Iterator, Sequence
 
 from ponder.budget import Budget, Usage
+from ponder.errors import check_number
 from ponder.types import Result
 
 
@@ -47,8 +48,24 @@ class Generator:
                      flops=self.model.shape.forward_flops(n, 0),
                      verifier_calls=int(getattr(self.strategy, "uses_verifier", False)))
 
-    def __call__(self, prompt: str, budget: Budget | None = None) -> Result:
+    def budget_for(self, prompt: str, budget: Budget | None = None) -> Budget:
+        """A fresh budget of this generator's limits (or `budget`), refused now if it cannot pay
+        for the first step on `prompt`."""
         budget = budget if budget is not None else Budget(**self.budget_limits)
         budget.require(self.first_step(prompt), f"strategy {type(self.strategy).__name__}")
-        budget.start()
+        return budget
+
+    def __call__(self, prompt: str, budget: Budget | None = None) -> Result:
+        budget = self.budget_for(prompt, budget).start()
         return self.strategy.run(self.model, prompt, self.verifier, budget)
+
+    def run_many(self, prompts: Sequence[str], together: int = 1) -> Iterator[tuple[int, Result | Exception]]:
+        """Every prompt, each under its own budget, up to `together` at a time with their model
+        calls batched (`ponder.together`); yields (index, Result) as each finishes, or
+        (index, the exception its strategy raised) so one failure need not stop the rest."""
+        from ponder.together import run_together
+
+        check_number("together", together, minimum=1, integer=True)
+        prompts = list(prompts)
+        return run_together(self.model, self.verifier, self.strategy, prompts,
+                                lambda i: self.budget_for(prompts[i]), together)

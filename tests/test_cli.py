@@ -52,9 +52,10 @@ def test_bench_and_multirun_sweep(tiny_folder, tmp_path):
     data.write_text("".join(json.dumps({"q": f"What is {i} + 1?", "a": i + 1}) + "\n" for i in range(3)))
     common = [f"model.path={tiny_folder}", "task=jsonl", f"task.path={data}", "task.question_field=q",
               "task.answer_field=a", "strategy.max_new_tokens=4"]
-    r = ponder("bench", *common, "strategy=greedy", f"out={tmp_path}/g.jsonl")
+    r = ponder("bench", *common, "strategy=greedy", f"out={tmp_path}/g.jsonl", "together=2")
     assert r.returncode == 0, r.stderr
-    assert len((tmp_path / "g.jsonl").read_text().splitlines()) == 3 and "accuracy" in r.stdout
+    rows = [json.loads(line) for line in (tmp_path / "g.jsonl").read_text().splitlines()]
+    assert sorted(r["id"] for r in rows) == ["my-0", "my-1", "my-2"] and "accuracy" in r.stdout
     # the same file with another strategy would mix two runs' results: refused, nothing added
     r = ponder("bench", *common, "strategy=self_consistency", f"out={tmp_path}/g.jsonl")
     assert_user_error(r, "made with other settings")

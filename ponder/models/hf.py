@@ -6,11 +6,13 @@ earlier one computes only its new tokens (`PrefixCache`).
 """
 from __future__ import annotations
 
+from collections import defaultdict
 from typing import Sequence
 
 import torch
 
 from ponder.budget import Budget, ModelShape
+from ponder.decoding.owners import RowOwners
 from ponder.decoding.plain import DecodeBatch, PlainDecoder
 from ponder.decoding.sampling import make_generator
 from ponder.decoding.stops import StopRule
@@ -119,22 +121,44 @@ class HFModel:
     def generate(self, prompts: Sequence[str], params: SamplingParams, budget: Budget) -> list[list[Completion]]:
         """params.n completions for each prompt, in order. Rows the budget cannot pay for end
         with finish_reason "budget" (possibly with no tokens)."""
-        temps = params.temperatures()
-        prefixes = [self.prefill(self.encode(p), budget) for p in prompts]
-        jobs = [(i, s) for i, pre in enumerate(prefixes) if pre is not None for s in range(params.n)]
-        results: list[list[Completion | None]] = [[None] * params.n for _ in prompts]
-        stop = StopRule(self.tokenizer, self.eos_ids, params.stop, params.max_new_tokens)
-        generator = make_generator(params.seed, self.device)
+        return self.generate_many([(prompts, params, budget)])[0]
+
+    def generate_many(self, requests: Sequence[tuple[Sequence[str], SamplingParams, Budget]]
+                      ) -> list[list[list[Completion]]]:
+        """`generate` for several requests (prompts, params, budget) at once, what each returns
+        in order. Requests with the same stop strings, length limit, top-p and top-k share decode
+        batches, each paying from its own budget and drawing from its own seed (`RowOwners`); a
+        decoder that takes one request at a time gets them one by one."""
+        merge = getattr(self.decoder, "merges_requests", False)
+        groups = defaultdict(list)
+        for i, (_, params, _) in enumerate(requests):
+            groups[(tuple(params.stop), params.max_new_tokens, params.top_p, params.top_k) if merge else i].append(i)
+        results = [None] * len(requests)
+        for members in groups.values():
+            for i, out in zip(members, self._generate_together([requests[i] for i in members])):
+                results[i] = out
+        return results
+
+    def _generate_together(self, requests) -> list[list[list[Completion]]]:
+        first = requests[0][1]  # stop strings, length, top-p and top-k are the same for all
+        stop = StopRule(self.tokenizer, self.eos_ids, first.stop, first.max_new_tokens)
+        temps = [params.temperatures() for _, params, _ in requests]
+        generators = [make_generator(params.seed, self.device) for _, params, _ in requests]
+        prefixes = [[self.prefill(self.encode(p), budget) for p in prompts] for prompts, _, budget in requests]
+        jobs = [(q, i, s) for q, (_, params, _) in enumerate(requests) for i, pre in enumerate(prefixes[q])
+                if pre is not None for s in range(params.n)]  # (request, prompt, sample)
+        results = [[[None] * params.n for _ in prompts] for prompts, params, _ in requests]
         for start in range(0, len(jobs), self.max_batch_rows):
             chunk = jobs[start:start + self.max_batch_rows]
-            batch = self._batch([(prefixes[i], temps[s]) for i, s in chunk], params.max_new_tokens)
-            outs = self.decoder.decode(self.network, batch, stop, self.shape, budget, params.top_p,
-                                       params.top_k, generator)
-            for (i, s), out in zip(chunk, outs):
-                results[i][s] = Completion(stop.text(out.token_ids), out.token_ids, out.logprobs,
-                                           out.finish_reason, temps[s], stop.matched(out.token_ids)
-                                           if out.finish_reason == "stop" else None)
-        return [[c or Completion("", [], [], "budget", temps[s]) for s, c in enumerate(row)] for row in results]
+            batch = self._batch([(prefixes[q][i], temps[q][s]) for q, i, s in chunk], first.max_new_tokens)
+            owners = RowOwners([budget for _, _, budget in requests], generators, [q for q, _, _ in chunk])
+            outs = self.decoder.decode(self.network, batch, stop, self.shape, owners, first.top_p, first.top_k)
+            for (q, i, s), out in zip(chunk, outs):
+                results[q][i][s] = Completion(stop.text(out.token_ids), out.token_ids, out.logprobs,
+                                              out.finish_reason, temps[q][s], stop.matched(out.token_ids)
+                                              if out.finish_reason == "stop" else None)
+        return [[[c or Completion("", [], [], "budget", temps[q][s]) for s, c in enumerate(row)] for row in rows]
+                for q, rows in enumerate(results)]
 
     def score(self, prompts: Sequence[str], continuations: Sequence[str], budget: Budget) -> list[float]:
         """log p(continuation | prompt) for each pair; -inf where the budget ran out."""

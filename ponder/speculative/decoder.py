@@ -11,7 +11,8 @@ from contextlib import contextmanager
 
 import torch
 
-from ponder.budget import Budget, ModelShape
+from ponder.budget import ModelShape
+from ponder.decoding.owners import RowOwners
 from ponder.decoding.plain import DecodeBatch, RowOutput
 from ponder.decoding.sampling import processed_probs, sample_tokens
 from ponder.decoding.stops import StopRule
@@ -185,8 +186,9 @@ class SpeculativeDecoder:
             getattr(self.proposer, name)(*args)
 
     @torch.inference_mode()
-    def decode(self, network, batch: DecodeBatch, stop: StopRule, shape: ModelShape, budget: Budget,
-               top_p: float, top_k: int, generator: torch.Generator) -> list[RowOutput]:
+    def decode(self, network, batch: DecodeBatch, stop: StopRule, shape: ModelShape, owners: RowOwners,
+               top_p: float, top_k: int) -> list[RowOutput]:
+        budget, generator = owners.alone("a speculative decoder")
         rows = len(batch.lengths)
         outs = [RowOutput([], []) for _ in range(rows)]
         # the first token comes from the prefill's logits, as in plain decoding

@@ -16,6 +16,7 @@ it loads as `verifier=prm verifier.path=<folder>` for every strategy.
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
 import time
 from pathlib import Path
@@ -275,3 +276,18 @@ def train_prm(model, out: str | Path, task, problems, samples: int = 2, rollouts
     tokenizer.save_pretrained(out)
     (out / "prm_train.json").write_text(json.dumps(metrics, indent=2) + "\n")
     return metrics
+
+
+def trained_prm(path) -> dict | None:
+    """What a PRM folder written by `train_prm` was made from, to tell its results apart: the
+    folder's name, the policy, body and training size, and a digest of its metrics (a PRM
+    retrained in place gets new metrics, so a new digest; wall seconds are left out of it).
+    None for any other path (a hub id, a PRM trained elsewhere)."""
+    metrics_file = Path(str(path or "")) / "prm_train.json"
+    if not metrics_file.is_file():
+        return None
+    metrics = json.loads(metrics_file.read_text())
+    fit = {k: v for k, v in metrics.items() if not k.startswith("seconds")}
+    return {"folder": metrics_file.parent.resolve().name,
+            **{k: metrics.get(k) for k in ("base_model", "policy", "problems", "solutions", "train_steps")},
+            "metrics_sha1": hashlib.sha1(json.dumps(fit, sort_keys=True).encode()).hexdigest()[:12]}

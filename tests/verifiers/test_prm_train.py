@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from fakes import ScriptedModel, tiny_model, tiny_network, tiny_tokenizer
+from ponder.bench import resume_cache
 from ponder.budget import Budget
 from ponder.errors import ConfigError
 from ponder.tasks import GSM8K
@@ -118,6 +119,29 @@ def test_train_prm_command(tiny_folder, tmp_path, capsys):
     main(["train-prm", f"model.path={tiny_folder}", f"out={tmp_path}", "problems=3", "samples=1", "rollouts=1",
           "max_new_tokens=8", "max_steps=2", "heldout=0.34", "steps=10"])
     assert "PRM saved to" in capsys.readouterr().out
+
+
+def test_a_prm_retrained_in_place_is_another_prm_to_bench(tiny_folder, tmp_path):
+    from omegaconf import OmegaConf
+
+    from ponder.cli import RESULT_GROUPS, bench_settings, main
+
+    prm = tmp_path / "prm"
+    train = ["train-prm", f"model.path={tiny_folder}", f"out={prm}", "problems=3", "samples=1", "rollouts=1",
+             "max_new_tokens=8", "max_steps=2", "heldout=0.34"]
+    main([*train, "steps=10"])
+    cfg = OmegaConf.create({k: {"_target_": k} for k in RESULT_GROUPS})
+    cfg.verifier.path = str(prm)
+    first = bench_settings(cfg)
+    assert first["verifier_trained"]["problems"] == 3
+    results = tmp_path / "bench.jsonl"
+    resume_cache(results, first, "results")
+    results.write_text('{"id": "p0"}\n')
+    main([*train, "steps=30"])  # the same labels (resumed), a head fit longer: another PRM in the same folder
+    with pytest.raises(ConfigError, match="made with other settings"):
+        resume_cache(results, bench_settings(cfg), "results")
+    cfg.verifier.path = "Qwen/Qwen2.5-Math-PRM-7B"  # not a folder train-prm wrote: the config alone says it
+    assert "verifier_trained" not in bench_settings(cfg)
 
 
 def test_rollout_labels_resume_from_their_cache_and_refuse_other_settings(tmp_path):
