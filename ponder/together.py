@@ -51,7 +51,7 @@ class Hub:
         self.model, self.verifier = model, verifier
         self.cond = threading.Condition()
         self.pending: list[_Call] = []
-        self.running: dict[int, threading.Thread] = {}
+        self.running: set[int] = set()  # problems whose threads have not finished
         self.finished: list[tuple[int, object]] = []  # (slot, Result or the exception it raised)
         self.stopping = False
 
@@ -80,13 +80,12 @@ class Hub:
                 outcome = e
             with self.cond:
                 self.finished.append((slot, outcome))
-                del self.running[slot]
+                self.running.discard(slot)
                 self.cond.notify_all()
 
-        thread = threading.Thread(target=body, daemon=True, name=f"ponder-problem-{slot}")
         with self.cond:
-            self.running[slot] = thread
-        thread.start()
+            self.running.add(slot)
+        threading.Thread(target=body, daemon=True, name=f"ponder-problem-{slot}").start()
 
     def step(self) -> list[tuple[int, object]]:
         """Wait until every running problem waits on a call or has finished; serve the calls;
