@@ -68,4 +68,4 @@ class Generator:
         check_number("together", together, minimum=1, integer=True)
         prompts = list(prompts)
         return run_together(self.model, self.verifier, self.strategy, prompts,
-                                lambda i: self.budget_for(prompts[i]), together)
+                            lambda i: self.budget_for(prompts[i]), together)

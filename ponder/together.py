@@ -6,9 +6,10 @@ nearly the same work per pass for a few rows as for dozens. Every call a strateg
 through a `Hub`: when every running problem is waiting on a call, the hub serves all the
 pending `generate` calls in one `generate_many` (each still paying from its own problem's
 budget and drawing from its own seed) and the other calls (scores, verifiers, answer
-comparisons) one by one in the main thread, in the problems' order. Who waits on what does not depend on thread timing, so a run is
-reproducible; a problem spends and draws what it would alone, up to float rounding in the
-batched passes. Its `seconds` are wall time while sharing the machine.
+comparisons) one by one in the main thread, in the problems' order. Who waits on what does not
+depend on thread timing, so a run is reproducible; a problem spends and draws what it would
+alone, up to float rounding in the batched passes. Its `seconds` are wall time while sharing
+the machine.
 """
 from __future__ import annotations
 

@@ -44,33 +44,38 @@ class PlainDecoder:
         temps = batch.temperatures
         # the first token comes from the prefill's logits: it costs tokens, not a forward pass
         allowed = owners.allow(active, [0.0] * rows, forward=False)  # positions in `active`
-        while True:
-            for j in set(range(len(active))) - set(allowed):
-                outs[active[j]].finish_reason = "budget"
-            if not allowed:
-                break
-            index = torch.tensor(allowed, device=mask.device)
-            tokens, logprobs = owners.sample(logits[index], temps[index], [active[j] for j in allowed], top_p, top_k)
-            owners.charge([active[j] for j in allowed], generated_tokens=True)
-            going = []  # (position in `active`, the token it just took) of rows not yet stopped
-            for j, tok, lp in zip(allowed, tokens.tolist(), logprobs.tolist()):
-                out = outs[active[j]]
+        for r in set(range(rows)) - set(allowed):
+            outs[r].finish_reason = "budget"
+        while allowed:
+            now = [active[j] for j in allowed]  # the rows taking a token
+            if len(allowed) < len(active):  # only before the first pass: later every active row is paid for
+                index = torch.tensor(allowed, device=mask.device)
+                logits, temps_now = logits[index], temps[index]
+            else:
+                temps_now = temps
+            tokens, logprobs = owners.sample(logits, temps_now, now, top_p, top_k)
+            owners.charge(now, generated_tokens=True)
+            going = []  # indices into `now` of rows not yet stopped
+            for i, (r, tok, lp) in enumerate(zip(now, tokens.tolist(), logprobs.tolist())):
+                out = outs[r]
                 out.token_ids.append(tok)
                 out.logprobs.append(lp)
                 out.finish_reason = stop.check(out.token_ids)
                 if out.finish_reason is None:
-                    going.append((j, tok))
-            paid = owners.allow([active[j] for j, _ in going], [shape.decode_flops([lengths[j] + 1]) for j, _ in going])
-            for i in set(range(len(going))) - set(paid):
-                outs[active[going[i][0]]].finish_reason = "budget"
-            keep = [going[i][0] for i in paid]
-            if not keep:
+                    going.append(i)
+            costs = [shape.decode_flops([lengths[allowed[i]] + 1]) for i in going]
+            paid = [going[i] for i in owners.allow([now[i] for i in going], costs)]
+            for i in set(going) - set(paid):
+                outs[now[i]].finish_reason = "budget"
+            if not paid:
                 break
+            keep = [allowed[i] for i in paid]  # positions in `active`
             if len(keep) < len(active):
                 index = torch.tensor(keep, device=mask.device)
                 cache.batch_select_indices(index)
                 mask, temps = mask[index], temps[index]
-            tokens = torch.tensor([going[i][1] for i in paid], device=mask.device)
+            if len(paid) < len(now):
+                tokens = tokens[torch.tensor(paid, device=tokens.device)]
             active = [active[j] for j in keep]
             lengths = [lengths[j] + 1 for j in keep]
             mask = torch.cat([mask, mask.new_ones(len(active), 1)], dim=1)
