@@ -117,6 +117,12 @@ class Hub:
                 c.error = e
             c.done.set()
 
+    def busy(self) -> bool:
+        """Problems still running, or finished and not yet handed back by `step`. (A thread
+        ends between steps: checking `running` alone would lose the results of the last ones.)"""
+        with self.cond:
+            return bool(self.running or self.finished)
+
     def stop(self) -> None:
         """Release every waiting problem thread (each ends with _Cancelled)."""
         with self.cond:
@@ -135,7 +141,7 @@ def run_together(model, verifier, strategy, prompts: list[str], budget_for: Call
     hub = Hub(model, verifier)
     todo = list(range(len(prompts)))[::-1]
     try:
-        while todo or hub.running:
+        while todo or hub.busy():
             while todo and len(hub.running) < together:
                 i = todo.pop()
                 budget = budget_for(i)

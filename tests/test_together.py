@@ -116,3 +116,21 @@ def test_answers_are_compared_by_math_verify_even_in_a_problems_thread():
                     SelfConsistency(n=3))
     out = dict(gen.run_many(["q0", "q1"], together=2))
     assert out[0].answer == out[1].answer == "1/2"
+
+
+def test_no_result_is_lost_when_the_last_problems_end_while_the_caller_is_busy():
+    import time
+
+    from ponder.together import run_together
+
+    class Calls:  # problem i makes i + 1 model calls, then ends
+        def run(self, model, prompt, verifier, budget):
+            for _ in range(int(prompt) + 1):
+                model.generate([prompt], SamplingParams(), budget)
+            return prompt
+
+    got = []
+    for i, result in run_together(ScriptedModel(["x"] * 9), None, Calls(), ["0", "1", "2"], lambda i: Budget(), 3):
+        time.sleep(0.2)  # a slow caller (writing results): the last problem's thread ends meanwhile
+        got.append((i, result))
+    assert got == [(0, "0"), (1, "1"), (2, "2")]
