@@ -70,6 +70,9 @@ def plot(summary: dict, path, model: str, problems: int):
         hi = [by_budget[b]["accuracy_ci95"][1] - by_budget[b]["accuracy"] for b in budgets]
         ax.errorbar([int(b) * dodge for b in budgets], acc, yerr=[lo, hi], marker="o", capsize=3, label=name)
     ax.set_xscale("log", base=2)
+    ticks = sorted({int(b) for by_budget in summary.values() for b in by_budget})
+    ax.set_xticks(ticks, [f"{t:,}" for t in ticks])
+    ax.minorticks_off()
     ax.set_xlabel("budget per problem (generated-token equivalents, FLOP-enforced)")
     ax.set_ylabel("accuracy (95% CI)")
     ax.set_title(f"GSM8K, first {problems} test problems, {model}")
