@@ -6,7 +6,9 @@ stops them).
 
 Per (strategy, budget) results go to benchmarks/results/search/ (resumable: rerun to go on);
 the summary to search-<model>.json and the plot (accuracy against budget, a line per strategy)
-to search-<model>.png; `--out NAME` puts all three under NAME instead (a run kept apart).
+to search-<model>.png; `--out NAME` puts all three under NAME instead (a run kept apart). The
+summary and plot cover every (strategy, budget) the folder holds for --limit problems with
+this PRM, so `--only` adds a strategy's points without dropping the others.
 
     PONDER_DATA=../shared/data python benchmarks/search_gsm8k.py --model qwen2.5-coder-0.5b \
         --prm runs/prm/qwen2.5-coder-0.5b --limit 100 --budgets 1000 2000 4000 8000
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 
 from common import RESULTS, save
 from ponder.bench import run_benchmark
@@ -54,6 +57,20 @@ def made_by(model: str, prm: str | None, budget: int, strategy) -> dict:
     settings = {"model": model, "prm": prm if strategy.uses_verifier else None, "budget": budget,
                 "strategy": vars(strategy)}
     return json.loads(json.dumps(settings, default=repr))
+
+
+def kept(folder: Path, prefix: str, problems: int, prm) -> dict:
+    """Summaries of earlier runs in `folder` over the same number of problems with the same PRM
+    (`made_by`'s record of it), by strategy and budget, so that a run with --only or fewer
+    --budgets still plots all the folder holds."""
+    summary: dict = {}
+    for f in sorted(folder.glob(f"{prefix}*-b*.jsonl.summary.json")):
+        name, budget = f.name[len(prefix):-len(".jsonl.summary.json")].rsplit("-b", 1)
+        made = json.loads(Path(str(f).replace(".jsonl.summary.json", ".settings.json")).read_text())
+        s = json.loads(f.read_text())
+        if s["problems"] == problems and made["prm"] in (None, prm):
+            summary.setdefault(name, {})[budget] = s
+    return summary
 
 
 def plot(summary: dict, path, model: str, problems: int):
@@ -96,22 +113,25 @@ def main():
     per_token = 2.0 * model.shape.params
     tag = "prm" if args.prm else "judge"
     task = GSM8K(limit=args.limit)
-    summary: dict = {}
+    folder = RESULTS / (args.out or "search")
+    summary = kept(folder, f"{args.model}-{tag}-", args.limit, json.loads(json.dumps(trained_prm(args.prm) or args.prm)))
     for budget in args.budgets:
         for name, strategy in strategies(budget).items():
             if args.only and name not in args.only:
                 continue
             gen = Generator(model, strategy, prm if strategy.uses_verifier else None,
                             budget={"max_flops": budget * per_token})
-            out = RESULTS / (args.out or "search") / f"{args.model}-{tag}-{name}-b{budget}.jsonl"
+            out = folder / f"{args.model}-{tag}-{name}-b{budget}.jsonl"
             s = run_benchmark(gen, task, out, settings=made_by(args.model, args.prm, budget, strategy),
                               together=args.together)
             summary.setdefault(name, {})[str(budget)] = s
             print(f"{name} @ {budget}: accuracy {s['accuracy']:.3f} {s['accuracy_ci95']}, "
                   f"{s['mean_generated_tokens']:.0f} tokens, {s['mean_flops']:.3g} FLOPs", flush=True)
+    summary = {name: dict(sorted(summary[name].items(), key=lambda kv: int(kv[0])))
+               for name in strategies(1000) if name in summary}
     path = save(args.out or f"search-{args.model}", {
         "model": args.model, "prm": args.prm or "llm_judge (self, per step)", "problems": args.limit,
-        "budgets": args.budgets, "summary": summary})
+        "budgets": sorted({int(b) for d in summary.values() for b in d}), "summary": summary})
     plot(summary, path.with_suffix(".png"), args.model, args.limit)
     print(json.dumps({k: {b: round(v["accuracy"], 3) for b, v in d.items()} for k, d in summary.items()}))
 
