@@ -114,7 +114,8 @@ def main():
     tag = "prm" if args.prm else "judge"
     task = GSM8K(limit=args.limit)
     folder = RESULTS / (args.out or "search")
-    summary = kept(folder, f"{args.model}-{tag}-", args.limit, json.loads(json.dumps(trained_prm(args.prm) or args.prm)))
+    prm_made = json.loads(json.dumps(trained_prm(args.prm) or args.prm))  # as `made_by` records it
+    summary = kept(folder, f"{args.model}-{tag}-", args.limit, prm_made)
     for budget in args.budgets:
         for name, strategy in strategies(budget).items():
             if args.only and name not in args.only:
