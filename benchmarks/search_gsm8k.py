@@ -78,7 +78,7 @@ def plot(summary: dict, path, model: str, problems: int):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(7, 4.5))
+    fig, ax = plt.subplots(figsize=(8.5, 4.5))
     for i, (name, by_budget) in enumerate(summary.items()):
         budgets = sorted(by_budget, key=int)
         dodge = 2 ** (0.03 * (i - (len(summary) - 1) / 2))  # strategies side by side at each budget
@@ -93,7 +93,7 @@ def plot(summary: dict, path, model: str, problems: int):
     ax.set_xlabel("budget per problem (generated-token equivalents, FLOP-enforced)")
     ax.set_ylabel("accuracy (95% CI)")
     ax.set_title(f"GSM8K, first {problems} test problems, {model}")
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1, 1))  # outside: it hid points
     fig.tight_layout()
     fig.savefig(path, dpi=120)
 
