@@ -50,27 +50,32 @@ def strategies(budget: int):
     }
 
 
+def prm_record(prm: str | None):
+    """How results files record the PRM: for a `train-prm` folder, what it was trained on."""
+    return json.loads(json.dumps(trained_prm(prm) or prm))
+
+
 def made_by(model: str, prm: str | None, budget: int, strategy) -> dict:
     """What a results file was made with; a rerun with anything else is refused (a PRM retrained
     into the same folder must not add to the old one's results)."""
-    prm = trained_prm(prm) or prm
-    settings = {"model": model, "prm": prm if strategy.uses_verifier else None, "budget": budget,
+    settings = {"model": model, "prm": prm_record(prm) if strategy.uses_verifier else None, "budget": budget,
                 "strategy": vars(strategy)}
     return json.loads(json.dumps(settings, default=repr))
 
 
 def kept(folder: Path, prefix: str, problems: int, prm) -> dict:
-    """Summaries of earlier runs in `folder` over the same number of problems with the same PRM
-    (`made_by`'s record of it), by strategy and budget, so that a run with --only or fewer
-    --budgets still plots all the folder holds."""
+    """Summaries of every run in `folder` over `problems` problems with this PRM (`prm_record`),
+    by strategy (in `strategies` order) and budget (ascending), so that a run with --only or
+    fewer --budgets still plots all the folder holds."""
     summary: dict = {}
-    for f in sorted(folder.glob(f"{prefix}*-b*.jsonl.summary.json")):
-        name, budget = f.name[len(prefix):-len(".jsonl.summary.json")].rsplit("-b", 1)
-        made = json.loads(Path(str(f).replace(".jsonl.summary.json", ".settings.json")).read_text())
-        s = json.loads(f.read_text())
-        if s["problems"] == problems and made["prm"] in (None, prm):
-            summary.setdefault(name, {})[budget] = s
-    return summary
+    for name in strategies(1000):
+        for f in folder.glob(f"{prefix}{name}-b*.jsonl.summary.json"):
+            budget = int(f.name.rsplit("-b", 1)[1].split(".")[0])
+            made = json.loads(Path(str(f).replace(".jsonl.summary.json", ".settings.json")).read_text())
+            s = json.loads(f.read_text())
+            if s["problems"] == problems and made["prm"] in (None, prm):
+                summary.setdefault(name, {})[budget] = s
+    return {name: {str(b): by[b] for b in sorted(by)} for name, by in summary.items()}
 
 
 def plot(summary: dict, path, model: str, problems: int):
@@ -114,8 +119,6 @@ def main():
     tag = "prm" if args.prm else "judge"
     task = GSM8K(limit=args.limit)
     folder = RESULTS / (args.out or "search")
-    prm_made = json.loads(json.dumps(trained_prm(args.prm) or args.prm))  # as `made_by` records it
-    summary = kept(folder, f"{args.model}-{tag}-", args.limit, prm_made)
     for budget in args.budgets:
         for name, strategy in strategies(budget).items():
             if args.only and name not in args.only:
@@ -125,11 +128,9 @@ def main():
             out = folder / f"{args.model}-{tag}-{name}-b{budget}.jsonl"
             s = run_benchmark(gen, task, out, settings=made_by(args.model, args.prm, budget, strategy),
                               together=args.together)
-            summary.setdefault(name, {})[str(budget)] = s
             print(f"{name} @ {budget}: accuracy {s['accuracy']:.3f} {s['accuracy_ci95']}, "
                   f"{s['mean_generated_tokens']:.0f} tokens, {s['mean_flops']:.3g} FLOPs", flush=True)
-    summary = {name: dict(sorted(summary[name].items(), key=lambda kv: int(kv[0])))
-               for name in strategies(1000) if name in summary}
+    summary = kept(folder, f"{args.model}-{tag}-", args.limit, prm_record(args.prm))
     path = save(args.out or f"search-{args.model}", {
         "model": args.model, "prm": args.prm or "llm_judge (self, per step)", "problems": args.limit,
         "budgets": sorted({int(b) for d in summary.values() for b in d}), "summary": summary})

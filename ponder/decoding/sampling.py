@@ -27,9 +27,8 @@ def processed_probs(logits: torch.Tensor, temperatures: torch.Tensor, top_p: flo
 def draw(probs: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
     """One token per row of probs [rows, vocab] (unnormalised is fine): a categorical draw by
     inverting the CDF, with one uniform per row. The CDF is summed in float64, so no token's
-    chance is off by more than float64 rounding; a token of probability 0 is never drawn.
-    (The exponential race, `argmax(probs / Exp(1))`, draws a random number per vocabulary entry:
-    on CPU that was a sixth of a sampled decode step.)"""
+    chance is off by more than float64 rounding; a token of probability 0 is never drawn. (The
+    exponential race draws a number per vocabulary entry: a sixth of a CPU decode step.)"""
     cdf = probs.double().cumsum(-1)
     u = torch.rand(probs.shape[0], 1, generator=generator, dtype=torch.float64, device=probs.device)
     return torch.searchsorted(cdf, u * cdf[:, -1:], right=True)[:, 0]
