@@ -9,7 +9,8 @@ budget and drawing from its own seed) and the other calls (scores, verifiers, an
 comparisons) one by one in the main thread, in the problems' order. Who waits on what does not
 depend on thread timing, so a run is reproducible; a problem spends and draws what it would
 alone, up to float rounding in the batched passes. Its `seconds` are wall time while sharing
-the machine.
+the machine. If a merged `generate_many` raises, its calls are served again one by one, so only
+the problem whose request fails gets the error (the others pay for the lost attempt's work too).
 """
 from __future__ import annotations
 
@@ -102,14 +103,14 @@ class Hub:
         generate = [c for c in calls if c.target is self.model and c.method == "generate"]
         if len(generate) > 1 and hasattr(self.model, "generate_many"):
             try:
-                for c, value in zip(generate, self.model.generate_many([c.args for c in generate])):
+                values = self.model.generate_many([c.args for c in generate])
+            except Exception:  # one bad request must not fail the others: each is served alone below
+                pass
+            else:
+                for c, value in zip(generate, values):
                     c.value = value
-            except Exception as e:
-                for c in generate:
-                    c.error = e
-            for c in generate:
-                c.done.set()
-            calls = [c for c in calls if c not in generate]
+                    c.done.set()
+                calls = [c for c in calls if c not in generate]
         for c in calls:
             try:
                 c.value = getattr(c.target, c.method)(*c.args)

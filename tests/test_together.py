@@ -134,3 +134,22 @@ def test_no_result_is_lost_when_the_last_problems_end_while_the_caller_is_busy()
         time.sleep(0.2)  # a slow caller (writing results): the last problem's thread ends meanwhile
         got.append((i, result))
     assert got == [(0, "0"), (1, "1"), (2, "2")]
+
+
+def test_a_request_that_fails_a_merged_call_fails_only_its_own_problem():
+    from ponder.samplers import Greedy
+
+    model = tiny_model(0)
+    prefill = model.prefill
+
+    def picky(ids, budget):
+        if "bad" in model.tokenizer.decode(ids):
+            raise ValueError("cannot prefill this prompt")
+        return prefill(ids, budget)
+
+    gen = Generator(model, Greedy(max_new_tokens=6))
+    alone = dict(gen.run_many(PROMPTS, together=1))
+    model.prefill = picky
+    out = dict(gen.run_many(PROMPTS[:2] + ["a bad prompt"] + PROMPTS[2:], together=5))
+    assert isinstance(out[2], ValueError)
+    assert [out[i].text for i in (0, 1, 3, 4)] == [alone[i].text for i in range(4)]

@@ -30,6 +30,10 @@ def draw(probs: torch.Tensor, generator: torch.Generator | None = None) -> torch
     chance is off by more than float64 rounding; a token of probability 0 is never drawn. (The
     exponential race draws a number per vocabulary entry: a sixth of a CPU decode step.)"""
     cdf = probs.double().cumsum(-1)
+    total = cdf[:, -1]
+    if not bool(((total > 0) & total.isfinite()).all()):  # else searchsorted gives an index past the vocabulary
+        raise FloatingPointError("cannot sample: a row of probabilities is all zero, NaN or inf (NaN or inf "
+                                 "logits? float16 can overflow: load the model in float32 or bfloat16)")
     u = torch.rand(probs.shape[0], 1, generator=generator, dtype=torch.float64, device=probs.device)
     return torch.searchsorted(cdf, u * cdf[:, -1:], right=True)[:, 0]
 

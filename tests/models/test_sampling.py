@@ -1,4 +1,5 @@
 """Drawing tokens: an exact categorical draw (chi-square, fixed seed), seeded, batched by row."""
+import pytest
 import torch
 from scipy.stats import chisquare
 
@@ -26,3 +27,12 @@ def test_seeded_draws_repeat_and_greedy_rows_take_the_argmax():
     b, _ = sample_tokens(logits, temps, generator=torch.Generator().manual_seed(5))
     assert torch.equal(a, b)
     assert a[0] == logits[0].argmax() and a[3] == logits[3].argmax()
+
+
+def test_a_row_that_cannot_be_sampled_is_an_error_not_a_token_past_the_vocabulary():
+    logits = torch.zeros(2, 10)
+    logits[1, 3] = float("nan")  # what float16 overflow leaves
+    with pytest.raises(FloatingPointError, match="NaN or inf"):
+        sample_tokens(logits, torch.tensor([1.0, 1.0]))
+    with pytest.raises(FloatingPointError, match="all zero"):
+        draw(torch.zeros(1, 10))
