@@ -115,7 +115,8 @@ def train_prm(cfg) -> None:
     body = load_model(str(cfg.body)) if cfg.body else None
     metrics = train(model, out, task, problems, cfg.samples, cfg.rollouts, cfg.delimiter, cfg.max_new_tokens,
                     cfg.max_steps, cfg.temperature, cfg.heldout, cfg.steps, cfg.lr, cfg.seed,
-                    batch_problems=cfg.batch_problems, body=body)
+                    batch_problems=cfg.batch_problems, body=body,
+                    depths=list(cfg.depths) if cfg.depths else None)
     print(json.dumps(metrics, indent=2))
     print(f"PRM saved to {out}; use it with verifier=prm verifier.path={out}")
 

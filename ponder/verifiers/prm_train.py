@@ -6,8 +6,10 @@ For each training problem the policy samples solutions; for every step prefix of
 correct answer (the last step's label is whether the solution itself is right). A value head
 is then fit on a small LM with its body frozen (the policy's own, or another model's): the
 model reads the question and the steps, each followed by a separator token, and the head reads
-the hidden state at each separator. The head's L2 penalty is chosen by cross-validation over
-problems, and held-out problems measure it (step accuracy, and AUC with a bootstrap interval).
+the hidden state at each separator. The head's L2 penalty and the body's depth (the head may
+read an earlier layer, and the body is then cut there: cheaper to score) are chosen by
+cross-validation over problems, and held-out problems measure the result (step accuracy, and
+AUC with a bootstrap interval).
 
 The result is saved as a transformers token-classification model (two labels, P(label 1) =
 sigmoid of the value head) with `<extra_0>` as the separator, the Qwen2.5-Math-PRM format, so
@@ -122,16 +124,40 @@ def prm_network(model):
     return net.to(model.device).eval(), tokenizer
 
 
+DEPTH_SHARES = (0.125, 0.25, 0.5, 0.75, 1.0)  # of the body's layers: the depths tried by default
+
+
+def depth_grid(layers: int) -> list[int]:
+    return sorted({max(1, round(share * layers)) for share in DEPTH_SHARES})
+
+
 @torch.inference_mode()
-def features(net, tokenizer, records, system: str | None) -> list[torch.Tensor]:
-    """The frozen body's last hidden state at every separator, per record [steps, hidden]."""
+def features(net, tokenizer, records, system: str | None, depths) -> dict[int, list[torch.Tensor]]:
+    """At every separator, the frozen body's hidden state after each of `depths` layers, through
+    the body's final norm (what the body cut to that depth gives): per depth, a [steps, hidden]
+    tensor per record."""
     sep = tokenizer.convert_tokens_to_ids(SEPARATOR)
-    out = []
+    body = net.base_model
+    out = {d: [] for d in depths}
     for r in records:
         ids = torch.tensor([render_separated(tokenizer, r["question"], r["steps"], SEPARATOR, system)], device=net.device)
-        h = net.base_model(input_ids=ids).last_hidden_state[0].float()
-        out.append(h[ids[0] == sep].cpu())
+        # the embeddings, then each layer's output; the last one is the normed last_hidden_state
+        hidden = body(input_ids=ids, output_hidden_states=True).hidden_states
+        at = ids[0] == sep
+        for d in depths:
+            h = hidden[d][0][at]
+            out[d].append((h if d == len(hidden) - 1 else body.norm(h)).float().cpu())
     return out
+
+
+def cut(net, depth: int):
+    """The token-classification network with only the body's first `depth` layers (saved so)."""
+    if depth < len(net.base_model.layers):
+        net.base_model.layers = net.base_model.layers[:depth]
+        net.config.num_hidden_layers = depth
+        if getattr(net.config, "layer_types", None):
+            net.config.layer_types = net.config.layer_types[:depth]
+    return net
 
 
 def auc(scores: torch.Tensor, good: torch.Tensor) -> float | None:
@@ -142,6 +168,17 @@ def auc(scores: torch.Tensor, good: torch.Tensor) -> float | None:
         return None
     diff = pos[:, None] - neg[None, :]
     return float((diff > 0).float().mean() + 0.5 * (diff == 0).float().mean())
+
+
+def within_auc(scores: torch.Tensor, good: torch.Tensor, groups: list) -> float | None:
+    """The mean over problems holding both kinds of step of each one's own `auc`: how well the
+    scores rank the steps of one problem, which is what a search compares (a pooled AUC also
+    credits telling easy problems from hard ones). None when no problem holds both kinds."""
+    rows = {}
+    for i, g in enumerate(groups):
+        rows.setdefault(g, []).append(i)
+    values = [a for idx in rows.values() if (a := auc(scores[idx], good[idx])) is not None]
+    return sum(values) / len(values) if values else None
 
 
 def auc_ci95(scores: torch.Tensor, good: torch.Tensor, groups: list, draws: int = 1000, seed: int = 0):
@@ -183,30 +220,31 @@ def fit_head(x: torch.Tensor, y: torch.Tensor, l2: float, steps: int, lr: float,
 def choose_l2(x, y, groups: list, steps: int, lr: float, seed: int, grid=L2_GRID, folds: int = 4):
     """The L2 strength from `grid` with the lowest cross-validated BCE, folds split by problem
     (`groups`, one per row) so no problem's steps are on both sides; a few hundred labelled
-    steps on a body's ~1,000 features are fit perfectly without it. With fewer than two
-    problems there is nothing to validate on: the strongest penalty, and no losses."""
+    steps on a body's ~1,000 features are fit perfectly without it. Returns it, the loss of each
+    strength, and the out-of-fold logits at the chosen one. With fewer than two problems there is
+    nothing to validate on: the strongest penalty, no losses and no logits."""
     names = list(dict.fromkeys(groups))
     folds = min(folds, len(names))
     if folds < 2:
-        return grid[-1], {}
+        return grid[-1], {}, None
     fold_of = {g: i % folds for i, g in enumerate(names)}
     fold = torch.tensor([fold_of[g] for g in groups])
-    losses = {}
+    losses, logits = {}, {}
     for l2 in grid:
-        total = 0.0
+        logits[l2] = torch.zeros(len(y))
         for f in range(folds):
             head, _ = fit_head(x[fold != f], y[fold != f], l2, steps, lr, seed)
             with torch.no_grad():
-                total += torch.nn.functional.binary_cross_entropy_with_logits(
-                    head(x[fold == f])[:, 0], y[fold == f], reduction="sum").item()
-        losses[l2] = total / len(y)
-    return min(losses, key=losses.get), losses
+                logits[l2][fold == f] = head(x[fold == f])[:, 0]
+        losses[l2] = torch.nn.functional.binary_cross_entropy_with_logits(logits[l2], y).item()
+    best = min(losses, key=losses.get)
+    return best, losses, logits[best]
 
 
 def train_prm(model, out: str | Path, task, problems, samples: int = 2, rollouts: int = 4, delimiter: str = "\n\n",
               max_new_tokens: int = 256, max_steps: int = 8, temperature: float = 0.8, heldout: float = 0.2,
               steps: int = 300, lr: float = 0.01, seed: int = 0, system: str | None = QWEN_SYSTEM,
-              progress: bool = True, batch_problems: int = 4, body=None) -> dict:
+              progress: bool = True, batch_problems: int = 4, body=None, depths=None) -> dict:
     """Label with `model` (the policy), fit and save a PRM whose body is `body`'s (an HFModel;
     default the policy's own, a smaller one makes every scoring cheaper); returns the metrics
     saved beside it (prm_train.json), held-out step-label accuracy among them."""
@@ -224,47 +262,64 @@ def train_prm(model, out: str | Path, task, problems, samples: int = 2, rollouts
     held = {p.id for p in problems[-n_eval:]}
     body = body or model
     net, tokenizer = prm_network(body)
-    feats = features(net, tokenizer, records, system)
+    layers = len(net.base_model.layers)
+    depths = sorted(set(depths or depth_grid(layers)))
+    if depths[0] < 1 or depths[-1] > layers:
+        raise ConfigError(f"depths must lie between 1 and the body's {layers} layers, got {depths}")
+    feats = features(net, tokenizer, records, system, depths)
     split = {"train": [i for i, r in enumerate(records) if r["problem"] not in held],
              "heldout": [i for i, r in enumerate(records) if r["problem"] in held]}
-    # per split: features and label of every step, and the problem each step belongs to
-    data = {k: (torch.cat([feats[i] for i in idx]) if idx else torch.zeros(0, feats[0].shape[1]),
-                torch.tensor([x for i in idx for x in records[i]["labels"]]),
-                [records[i]["problem"] for i in idx for _ in records[i]["labels"]]) for k, idx in split.items()}
-    x, y, groups = data["train"]
-    if not len(x):
+    # per split: the label of every step and the problem it belongs to; features per depth
+    labels = {k: torch.tensor([x for i in idx for x in records[i]["labels"]]) for k, idx in split.items()}
+    problem_of = {k: [records[i]["problem"] for i in idx for _ in records[i]["labels"]] for k, idx in split.items()}
+
+    def stacked(depth, k):
+        return torch.cat([feats[depth][i] for i in split[k]]) if split[k] else torch.zeros(0, feats[depth][0].shape[1])
+
+    y, groups = labels["train"], problem_of["train"]
+    if not len(y):
         raise ConfigError("no training steps: the model produced no solutions; raise problems or max_new_tokens")
+    # each depth with the L2 its cross-validation picks; the depth kept is the one whose
+    # out-of-fold scores rank the steps within a problem best (what a search compares), the
+    # shallower (cheaper) on a tie, the whole body when nothing validates
+    cv = {}
+    for d in depths:
+        x = stacked(d, "train")
+        l2, losses, oof = choose_l2((x - x.mean(0)) / x.std(0).clamp_min(1e-4), y, groups, steps, lr, seed)
+        cv[d] = {"l2": l2, "cv_loss_by_l2": losses, "cv_step_auc": None if oof is None else auc(oof, y > 0),
+                 "cv_within_problem_auc": None if oof is None else within_auc(oof, y > 0, groups)}
+    ranked = [d for d in depths if cv[d]["cv_within_problem_auc"] is not None]
+    depth = max(ranked, key=lambda d: (cv[d]["cv_within_problem_auc"], -d)) if ranked else depths[-1]
+    l2, x = cv[depth]["l2"], stacked(depth, "train")
     mean, std = x.mean(0), x.std(0).clamp_min(1e-4)  # standardise features, folded into the head afterwards
-    xs = (x - mean) / std
-    l2, cv_loss = choose_l2(xs, y, groups, steps, lr, seed)
-    head, loss = fit_head(xs, y, l2, steps, lr, seed)
+    head, loss = fit_head((x - mean) / std, y, l2, steps, lr, seed)
     with torch.no_grad():
         w = head.weight[0] / std
         b = head.bias[0] - (w * mean).sum()
-        score = net.score
+        score = cut(net, depth).score
         score.weight.zero_()
         score.bias.zero_()
         score.weight[1] = w.to(score.weight.dtype)
         score.bias[1] = b.to(score.bias.dtype)
-    scores = {k: xk @ w + b for k, (xk, _, _) in data.items()}  # the value head's logit per step
-    hx, hy, held_groups = data["heldout"]
+    scores = {k: stacked(depth, k) @ w + b for k in split}  # the value head's logit per step
+    hy, held_groups = labels["heldout"], problem_of["heldout"]
 
     def accuracy(k):
-        labels = data[k][1]
-        return float(((scores[k] > 0) == (labels > 0.5)).float().mean()) if len(labels) else None
+        return float(((scores[k] > 0) == (labels[k] > 0.5)).float().mean()) if len(labels[k]) else None
 
     metrics = {
         "base_model": body.name, "policy": model.name, "problems": len(problems), "heldout_problems": n_eval,
         "solutions": len(records),
-        "train_steps": len(x), "heldout_steps": len(hx), "samples": samples, "rollouts": rollouts,
-        "l2": l2, "cv_loss_by_l2": cv_loss, "final_train_loss": loss, "train_step_accuracy": accuracy("train"),
-        "heldout_step_accuracy": accuracy("heldout"),
+        "train_steps": len(y), "heldout_steps": len(hy), "samples": samples, "rollouts": rollouts,
+        "body_layers": layers, "depth": depth, "l2": l2, "cv_by_depth": cv, "final_train_loss": loss,
+        "train_step_accuracy": accuracy("train"), "heldout_step_accuracy": accuracy("heldout"),
         # ranking quality, which a search uses and a skewed label share does not flatter: how well
         # the scores separate steps from which some rollout reached the answer (Math-Shepherd's
-        # hard label) from steps from which none did
+        # hard label) from steps from which none did, pooled and within a problem
         "train_step_auc": auc(scores["train"], y > 0),
         "heldout_step_auc": auc(scores["heldout"], hy > 0),
         "heldout_step_auc_ci95": auc_ci95(scores["heldout"], hy > 0, held_groups, seed=seed),
+        "heldout_within_problem_auc": within_auc(scores["heldout"], hy > 0, held_groups),
         "heldout_majority_baseline": (None if not len(hy) else
                                       float(max((hy > 0.5).float().mean(), (hy <= 0.5).float().mean()))),
         "positive_share": float((y > 0.5).float().mean()), "system": system,

@@ -13,7 +13,9 @@ from ponder.errors import ConfigError
 from ponder.tasks import GSM8K
 from ponder.tasks.base import Problem
 from ponder.verifiers import ProcessRewardModel
-from ponder.verifiers.prm_train import L2_GRID, SEPARATOR, auc, auc_ci95, choose_l2, rollout_labels, train_prm
+from ponder.verifiers.prm import render_separated
+from ponder.verifiers.prm_train import (L2_GRID, SEPARATOR, auc, auc_ci95, choose_l2, depth_grid, features,
+                                        prm_network, rollout_labels, train_prm, within_auc)
 
 
 def test_step_labels_are_the_share_of_rollouts_that_reach_the_answer():
@@ -69,14 +71,27 @@ def test_the_l2_penalty_is_chosen_by_problem_grouped_cross_validation():
     x = torch.randn(160, 32, generator=g)
     groups = [f"p{i // 4}" for i in range(160)]  # 40 problems of 4 steps
     noise = torch.rand(160, generator=g).round()  # labels unrelated to the features
-    l2, losses = choose_l2(x, noise, groups, steps=100, lr=0.05, seed=0)
+    l2, losses, logits = choose_l2(x, noise, groups, steps=100, lr=0.05, seed=0)
     # nothing to learn: a strong penalty, validated no better than a constant (log 2 for balanced 0/1)
     assert set(losses) == set(L2_GRID) and l2 >= 1.0 and losses[l2] > math.log(2) - 0.01
     assert losses[L2_GRID[0]] > losses[l2] + 0.1  # the weakest penalty fits the noise and validates worse
     signal = torch.sigmoid(3 * x[:, 0])  # soft labels that one feature explains
-    l2, losses = choose_l2(x, signal, groups, steps=100, lr=0.05, seed=0)
+    l2, losses, logits = choose_l2(x, signal, groups, steps=100, lr=0.05, seed=0)
     assert l2 <= 0.1 and losses[l2] < losses[L2_GRID[-1]] - 0.2
-    assert choose_l2(x[:4], signal[:4], groups[:4], steps=10, lr=0.05, seed=0) == (L2_GRID[-1], {})
+    # the out-of-fold logits: each problem's steps scored by a head that never saw them
+    assert losses[l2] == pytest.approx(torch.nn.functional.binary_cross_entropy_with_logits(logits, signal).item())
+    assert auc(logits, signal > 0.5) > 0.9
+    assert choose_l2(x[:4], signal[:4], groups[:4], steps=10, lr=0.05, seed=0) == (L2_GRID[-1], {}, None)
+
+
+def test_within_problem_auc_ranks_each_problems_steps_against_its_own():
+    scores = torch.tensor([0.9, 0.8, 0.1, 0.2, 0.3, 0.85])
+    good = torch.tensor([True, False, True, False, True, True])
+    # problem a ranks its pair right (1), b wrong (0), c holds one kind only (left out); pooled,
+    # 0.9 and 0.85 beat both bad steps, 0.3 one, 0.1 none: (2 + 2 + 1 + 0) / 8
+    assert within_auc(scores, good, ["a", "a", "b", "b", "c", "c"]) == 0.5
+    assert auc(scores, good) == pytest.approx(5 / 8)
+    assert within_auc(scores[4:], good[4:], ["c", "c"]) is None
 
 
 def test_a_trained_prm_loads_as_verifier_prm(tmp_path):
@@ -98,6 +113,33 @@ def test_a_trained_prm_loads_as_verifier_prm(tmp_path):
     assert SEPARATOR in prm.tokenizer.get_vocab()
 
 
+def test_a_prm_reading_an_earlier_layer_is_saved_cut_to_that_depth(tmp_path):
+    model = tiny_model(0, chat=True)
+    task = GSM8K(split="train", limit=4)
+    m = train_prm(model, tmp_path, task, task.problems(), samples=2, rollouts=1, max_new_tokens=16, max_steps=3,
+                  heldout=0.25, steps=20, progress=False, depths=[1])
+    assert (m["body_layers"], m["depth"], list(m["cv_by_depth"])) == (2, 1, [1])
+    prm = ProcessRewardModel(str(tmp_path))
+    assert len(prm.network.base_model.layers) == prm.network.config.num_hidden_layers == 1
+    steps = ["2 + 2 = 4.", "The answer is 4."]
+    got = prm.step_scores("Tom has 3 apples", [steps], Budget())[0]
+    # independently: the whole body's output after layer 1, through its final norm and the head
+    full, tokenizer = prm_network(model)
+    ids = torch.tensor([prm.render("Tom has 3 apples", steps)[0]])
+    h = full.base_model(input_ids=ids, output_hidden_states=True).hidden_states[1][0][ids[0] == prm.sep_id]
+    w, b = prm.network.score.weight[1], prm.network.score.bias[1]
+    assert got == pytest.approx(torch.sigmoid(full.base_model.norm(h) @ w + b).tolist(), abs=1e-5)
+    # and the head was fit on what the cut body gives
+    [fit_on] = features(full, tokenizer, [{"question": "Tom has 3 apples", "steps": steps}], None, [1])[1]
+    ids = torch.tensor([render_separated(tokenizer, "Tom has 3 apples", steps, SEPARATOR, None)])
+    cut_body = prm.network.base_model(input_ids=ids).last_hidden_state[0][ids[0] == prm.sep_id]
+    assert torch.allclose(cut_body, fit_on, atol=1e-5)
+    with pytest.raises(ConfigError, match="between 1 and the body's 2 layers"):
+        train_prm(model, tmp_path, task, task.problems(), samples=2, rollouts=1, max_new_tokens=16, max_steps=3,
+                  heldout=0.25, steps=20, progress=False, depths=[3])
+    assert depth_grid(30) == [4, 8, 15, 22, 30] and depth_grid(2) == [1, 2]
+
+
 def test_a_prm_can_take_another_models_body(tmp_path):
     from ponder.models.hf import HFModel
 
@@ -117,8 +159,9 @@ def test_train_prm_command(tiny_folder, tmp_path, capsys):
     from ponder.cli import main
 
     main(["train-prm", f"model.path={tiny_folder}", f"out={tmp_path}", "problems=3", "samples=1", "rollouts=1",
-          "max_new_tokens=8", "max_steps=2", "heldout=0.34", "steps=10"])
-    assert "PRM saved to" in capsys.readouterr().out
+          "max_new_tokens=8", "max_steps=2", "heldout=0.34", "steps=10", "depths=[1]"])
+    out = capsys.readouterr().out
+    assert "PRM saved to" in out and '"depth": 1' in out
 
 
 def test_a_prm_retrained_in_place_is_another_prm_to_bench(tiny_folder, tmp_path):
