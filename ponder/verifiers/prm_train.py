@@ -263,9 +263,8 @@ def train_prm(model, out: str | Path, task, problems, samples: int = 2, rollouts
     body = body or model
     net, tokenizer = prm_network(body)
     layers = len(net.base_model.layers)
-    depths = sorted(set(depths or depth_grid(layers)))
-    if depths[0] < 1 or depths[-1] > layers:
-        raise ConfigError(f"depths must lie between 1 and the body's {layers} layers, got {depths}")
+    depths = sorted({check_number(f"depths (layers of {body.name}'s {layers} read)", d, minimum=1, maximum=layers,
+                                  integer=True) for d in depths or depth_grid(layers)})
     feats = features(net, tokenizer, records, system, depths)
     split = {"train": [i for i, r in enumerate(records) if r["problem"] not in held],
              "heldout": [i for i, r in enumerate(records) if r["problem"] in held]}

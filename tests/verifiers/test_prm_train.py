@@ -134,7 +134,7 @@ def test_a_prm_reading_an_earlier_layer_is_saved_cut_to_that_depth(tmp_path):
     ids = torch.tensor([render_separated(tokenizer, "Tom has 3 apples", steps, SEPARATOR, None)])
     cut_body = prm.network.base_model(input_ids=ids).last_hidden_state[0][ids[0] == prm.sep_id]
     assert torch.allclose(cut_body, fit_on, atol=1e-5)
-    with pytest.raises(ConfigError, match="between 1 and the body's 2 layers"):
+    with pytest.raises(ConfigError, match=r"depths \(layers of tiny's 2 read\) must be between 1 and 2, got 3"):
         train_prm(model, tmp_path, task, task.problems(), samples=2, rollouts=1, max_new_tokens=16, max_steps=3,
                   heldout=0.25, steps=20, progress=False, depths=[3])
     assert depth_grid(30) == [4, 8, 15, 22, 30] and depth_grid(2) == [1, 2]
