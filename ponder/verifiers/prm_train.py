@@ -241,6 +241,20 @@ def choose_l2(x, y, groups: list, steps: int, lr: float, seed: int, grid=L2_GRID
     return best, losses, logits[best]
 
 
+def choose_depth(x_by_depth: dict, y, groups: list, steps: int, lr: float, seed: int) -> tuple[int, dict]:
+    """Each depth's features (unstandardised) with the L2 its cross-validation picks; the depth
+    kept is the one whose out-of-fold scores rank the steps within a problem best (what a
+    search compares), the shallower (cheaper) on a tie, the deepest when nothing validates.
+    Returns it and each depth's cross-validation record."""
+    cv = {}
+    for d, x in sorted(x_by_depth.items()):
+        l2, losses, oof = choose_l2((x - x.mean(0)) / x.std(0).clamp_min(1e-4), y, groups, steps, lr, seed)
+        cv[d] = {"l2": l2, "cv_loss_by_l2": losses, "cv_step_auc": None if oof is None else auc(oof, y > 0),
+                 "cv_within_problem_auc": None if oof is None else within_auc(oof, y > 0, groups)}
+    ranked = [d for d in cv if cv[d]["cv_within_problem_auc"] is not None]
+    return (max(ranked, key=lambda d: (cv[d]["cv_within_problem_auc"], -d)) if ranked else max(cv)), cv
+
+
 def train_prm(model, out: str | Path, task, problems, samples: int = 2, rollouts: int = 4, delimiter: str = "\n\n",
               max_new_tokens: int = 256, max_steps: int = 8, temperature: float = 0.8, heldout: float = 0.2,
               steps: int = 300, lr: float = 0.01, seed: int = 0, system: str | None = QWEN_SYSTEM,
@@ -278,17 +292,7 @@ def train_prm(model, out: str | Path, task, problems, samples: int = 2, rollouts
     y, groups = labels["train"], problem_of["train"]
     if not len(y):
         raise ConfigError("no training steps: the model produced no solutions; raise problems or max_new_tokens")
-    # each depth with the L2 its cross-validation picks; the depth kept is the one whose
-    # out-of-fold scores rank the steps within a problem best (what a search compares), the
-    # shallower (cheaper) on a tie, the whole body when nothing validates
-    cv = {}
-    for d in depths:
-        x = stacked(d, "train")
-        l2, losses, oof = choose_l2((x - x.mean(0)) / x.std(0).clamp_min(1e-4), y, groups, steps, lr, seed)
-        cv[d] = {"l2": l2, "cv_loss_by_l2": losses, "cv_step_auc": None if oof is None else auc(oof, y > 0),
-                 "cv_within_problem_auc": None if oof is None else within_auc(oof, y > 0, groups)}
-    ranked = [d for d in depths if cv[d]["cv_within_problem_auc"] is not None]
-    depth = max(ranked, key=lambda d: (cv[d]["cv_within_problem_auc"], -d)) if ranked else depths[-1]
+    depth, cv = choose_depth({d: stacked(d, "train") for d in depths}, y, groups, steps, lr, seed)
     l2, x = cv[depth]["l2"], stacked(depth, "train")
     mean, std = x.mean(0), x.std(0).clamp_min(1e-4)  # standardise features, folded into the head afterwards
     head, loss = fit_head((x - mean) / std, y, l2, steps, lr, seed)

@@ -14,8 +14,8 @@ from ponder.tasks import GSM8K
 from ponder.tasks.base import Problem
 from ponder.verifiers import ProcessRewardModel
 from ponder.verifiers.prm import render_separated
-from ponder.verifiers.prm_train import (L2_GRID, SEPARATOR, auc, auc_ci95, choose_l2, depth_grid, features,
-                                        prm_network, rollout_labels, train_prm, within_auc)
+from ponder.verifiers.prm_train import (L2_GRID, SEPARATOR, auc, auc_ci95, choose_depth, choose_l2, depth_grid,
+                                        features, prm_network, rollout_labels, train_prm, within_auc)
 
 
 def test_step_labels_are_the_share_of_rollouts_that_reach_the_answer():
@@ -92,6 +92,23 @@ def test_within_problem_auc_ranks_each_problems_steps_against_its_own():
     assert within_auc(scores, good, ["a", "a", "b", "b", "c", "c"]) == 0.5
     assert auc(scores, good) == pytest.approx(5 / 8)
     assert within_auc(scores[4:], good[4:], ["c", "c"]) is None
+
+
+def test_the_depth_kept_is_the_one_that_ranks_each_problems_steps_best():
+    g = torch.Generator().manual_seed(0)
+    groups = [f"p{i // 4}" for i in range(160)]  # 40 problems of 4 steps, two good and two bad
+    y = torch.tensor([1.0, 0.0, 1.0, 0.0] * 40)
+    level = torch.randn(40, generator=g).repeat_interleave(4)[:, None]  # a per-problem offset
+    noise = torch.randn(160, 16, generator=g)
+    feats = {2: noise + level,  # says which problem, nothing about which step
+             4: noise + level + torch.nn.functional.pad((y[:, None] - 0.5) * 2, (0, 15)),  # feature 0 tells
+             8: noise + level}
+    depth, cv = choose_depth(feats, y, groups, steps=100, lr=0.05, seed=0)
+    assert depth == 4 and cv[4]["cv_within_problem_auc"] > 0.8
+    assert all(abs(cv[d]["cv_within_problem_auc"] - 0.5) < 0.2 for d in (2, 8))
+    # every problem's steps alike: nothing ranks within a problem, so the whole (deepest) body
+    same = torch.tensor([float(i // 4 % 2) for i in range(160)])
+    assert choose_depth(feats, same, groups, steps=20, lr=0.05, seed=0)[0] == 8
 
 
 def test_a_trained_prm_loads_as_verifier_prm(tmp_path):
