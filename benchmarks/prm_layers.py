@@ -1,9 +1,9 @@
 """Which layer of a frozen body tells good steps from bad? For every depth of the body, a value
 head on the hidden state after that many layers (through the final norm, as the body cut there
-gives it) is cross-validated over all the labelled problems (4 folds split by problem, the L2
-penalty chosen as `ponder train-prm` chooses it), and its out-of-fold scores are ranked against
-the labels: pooled step AUC, and within-problem AUC (what a search compares). Labels are a
-`train-prm` folder's labels.jsonl; nothing is generated.
+gives it) is cross-validated over all the labelled problems by `ponder train-prm`'s own
+`choose_depth` (4 folds split by problem, the L2 penalty chosen per depth), and its
+out-of-fold scores are ranked against the labels: pooled step AUC, and within-problem AUC (what
+a search compares). Labels are a `train-prm` folder's labels.jsonl; nothing is generated.
 
     python benchmarks/prm_layers.py --labels runs/prm/qwen2.5-coder-0.5b-smol/labels.jsonl --body smollm2-135m
 """
@@ -17,7 +17,7 @@ import torch
 from common import save
 from ponder.models import load_model
 from ponder.verifiers.prm import QWEN_SYSTEM
-from ponder.verifiers.prm_train import auc, auc_ci95, choose_l2, features, prm_network, within_auc
+from ponder.verifiers.prm_train import choose_depth, features, prm_network
 
 
 def plot(rows: list[dict], path, body: str, problems: int):
@@ -55,13 +55,9 @@ def main():
     seconds = time.perf_counter() - t0
     y = torch.tensor([x for r in records for x in r["labels"]])
     groups = [r["problem"] for r in records for _ in r["labels"]]
-    rows = []
-    for d in depths:
-        x = torch.cat(feats[d])
-        l2, _, logits = choose_l2((x - x.mean(0)) / x.std(0).clamp_min(1e-4), y, groups, args.steps, 0.01, 0)
-        rows.append({"depth": d, "l2": l2, "step_auc": auc(logits, y > 0),
-                     "step_auc_ci95": auc_ci95(logits, y > 0, groups), "within_problem_auc": within_auc(logits, y > 0, groups)})
-        print(rows[-1], flush=True)
+    _, cv = choose_depth({d: torch.cat(feats[d]) for d in depths}, y, groups, args.steps, 0.01, 0)
+    rows = [{"depth": d, "l2": c["l2"], "step_auc": c["cv_step_auc"], "step_auc_ci95": c["cv_step_auc_ci95"],
+             "within_problem_auc": c["cv_within_problem_auc"]} for d, c in cv.items()]
     name = args.out or f"prm-layers-{args.body}"
     path = save(name, {"labels": args.labels, "body": args.body, "problems": len(set(groups)), "steps": len(y),
                        "reachable_share": float((y > 0).float().mean()), "seconds_features": seconds, "by_depth": rows})

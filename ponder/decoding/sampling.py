@@ -35,7 +35,7 @@ def draw(probs: torch.Tensor, generator: torch.Generator | None = None) -> torch
         raise FloatingPointError("cannot sample: a row of probabilities is all zero, NaN or inf (NaN or inf "
                                  "logits? float16 can overflow: load the model in float32 or bfloat16)")
     u = torch.rand(probs.shape[0], 1, generator=generator, dtype=torch.float64, device=probs.device)
-    return torch.searchsorted(cdf, u * cdf[:, -1:], right=True)[:, 0]
+    return torch.searchsorted(cdf, u * total[:, None], right=True)[:, 0]
 
 
 def sample_tokens(logits: torch.Tensor, temperatures: torch.Tensor, top_p: float = 1.0, top_k: int = 0,

@@ -249,8 +249,10 @@ def choose_depth(x_by_depth: dict, y, groups: list, steps: int, lr: float, seed:
     cv = {}
     for d, x in sorted(x_by_depth.items()):
         l2, losses, oof = choose_l2((x - x.mean(0)) / x.std(0).clamp_min(1e-4), y, groups, steps, lr, seed)
-        cv[d] = {"l2": l2, "cv_loss_by_l2": losses, "cv_step_auc": None if oof is None else auc(oof, y > 0),
-                 "cv_within_problem_auc": None if oof is None else within_auc(oof, y > 0, groups)}
+        good = y > 0
+        cv[d] = {"l2": l2, "cv_loss_by_l2": losses, "cv_step_auc": None if oof is None else auc(oof, good),
+                 "cv_step_auc_ci95": None if oof is None else auc_ci95(oof, good, groups, seed=seed),
+                 "cv_within_problem_auc": None if oof is None else within_auc(oof, good, groups)}
     ranked = [d for d in cv if cv[d]["cv_within_problem_auc"] is not None]
     return (max(ranked, key=lambda d: (cv[d]["cv_within_problem_auc"], -d)) if ranked else max(cv)), cv
 
@@ -292,8 +294,9 @@ def train_prm(model, out: str | Path, task, problems, samples: int = 2, rollouts
     y, groups = labels["train"], problem_of["train"]
     if not len(y):
         raise ConfigError("no training steps: the model produced no solutions; raise problems or max_new_tokens")
-    depth, cv = choose_depth({d: stacked(d, "train") for d in depths}, y, groups, steps, lr, seed)
-    l2, x = cv[depth]["l2"], stacked(depth, "train")
+    train_x = {d: stacked(d, "train") for d in depths}
+    depth, cv = choose_depth(train_x, y, groups, steps, lr, seed)
+    l2, x = cv[depth]["l2"], train_x[depth]
     mean, std = x.mean(0), x.std(0).clamp_min(1e-4)  # standardise features, folded into the head afterwards
     head, loss = fit_head((x - mean) / std, y, l2, steps, lr, seed)
     with torch.no_grad():
