@@ -22,6 +22,8 @@ class SamplingParams:
     max_new_tokens: int = 512
     stop: Sequence[str] = ()
     seed: int | None = None
+    keep_kv: bool = False  # keep each completion's KV in the backend's prefix cache, for a later
+                           # prompt that extends it (the next step of a search node)
 
     def __post_init__(self):
         if self.n < 1:

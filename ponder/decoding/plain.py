@@ -20,6 +20,15 @@ class DecodeBatch:
     last_logits: torch.Tensor      # [rows, vocab] float32: logits for each row's first new token
     temperatures: torch.Tensor     # [rows]
     token_ids: list[tuple[int, ...]] | None = None  # each row's prompt tokens (speculative proposers read them)
+    keep_kv: list[bool] | None = None  # rows whose KV (prompt and tokens fed) to return in RowOutput.kv
+
+
+def row_kv(cache, mask: torch.Tensor, position: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """Per layer, copies of the keys and values of the row at `position` of a left-padded batch
+    cache: its real context, [1, kv_heads, length, head_dim]."""
+    start = int((mask[position] == 0).sum())
+    return [(layer.keys[position:position + 1, :, start:].clone(), layer.values[position:position + 1, :, start:].clone())
+            for layer in cache.layers]
 
 
 @dataclass
@@ -27,6 +36,8 @@ class RowOutput:
     token_ids: list[int]
     logprobs: list[float]
     finish_reason: str | None = None
+    kv: list[tuple[torch.Tensor, torch.Tensor]] | None = None  # with DecodeBatch.keep_kv: the KV of the
+                                                               # prompt and every token but the last
 
 
 class PlainDecoder:
@@ -67,6 +78,10 @@ class PlainDecoder:
             paid = [going[i] for i in owners.allow([now[i] for i in going], costs)]
             for i in set(going) - set(paid):
                 outs[now[i]].finish_reason = "budget"
+            if batch.keep_kv:  # rows leaving the batch: their KV goes before the batch is cut
+                for i in set(range(len(now))) - set(paid):
+                    if batch.keep_kv[now[i]] and len(outs[now[i]].token_ids) > 1:
+                        outs[now[i]].kv = row_kv(cache, mask, allowed[i])
             if not paid:
                 break
             keep = [allowed[i] for i in paid]  # positions in `active`

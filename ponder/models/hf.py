@@ -77,7 +77,7 @@ class HFModel:
         if not ids:
             raise ValueError("cannot generate from an empty prompt")
         entry, shared = self.prefix_cache.lookup(ids)
-        if entry is not None and shared == len(ids):
+        if entry is not None and shared == len(ids) and entry.output is not None:
             budget.charge(cached_prompt_tokens=len(ids))
             return entry
         shared = min(shared, len(ids) - 1)  # at least one token must run to get fresh logits
@@ -97,7 +97,8 @@ class HFModel:
         self.prefix_cache.put(entry)
         return entry
 
-    def _batch(self, rows: list[tuple[CachedPrefix, float]], room: int) -> DecodeBatch:
+    def _batch(self, rows: list[tuple[CachedPrefix, float]], room: int, keep_kv: list[bool] | None = None
+               ) -> DecodeBatch:
         """Left-pad the prefixes of `rows` into one cache with `room` free slots per row."""
         width = max(len(p) for p, _ in rows)
         cache = preallocated_cache(self.network.config, room)
@@ -115,7 +116,7 @@ class HFModel:
         return DecodeBatch(cache=cache, attention_mask=mask, lengths=[len(p) for p, _ in rows],
                            last_logits=torch.stack([p.output for p, _ in rows]),
                            temperatures=torch.tensor([t for _, t in rows], device=self.device),
-                           token_ids=[p.tokens for p, _ in rows])
+                           token_ids=[p.tokens for p, _ in rows], keep_kv=keep_kv)
 
     # -- the LanguageModel contract -----------------------------------------------------
     def generate(self, prompts: Sequence[str], params: SamplingParams, budget: Budget) -> list[list[Completion]]:
@@ -150,10 +151,13 @@ class HFModel:
         results = [[[None] * params.n for _ in prompts] for prompts, params, _ in requests]
         for start in range(0, len(jobs), self.max_batch_rows):
             chunk = jobs[start:start + self.max_batch_rows]
-            batch = self._batch([(prefixes[q][i], temps[q][s]) for q, i, s in chunk], first.max_new_tokens)
+            batch = self._batch([(prefixes[q][i], temps[q][s]) for q, i, s in chunk], first.max_new_tokens,
+                                [requests[q][1].keep_kv for q, _, _ in chunk])
             owners = RowOwners([budget for _, _, budget in requests], generators, [q for q, _, _ in chunk])
             outs = self.decoder.decode(self.network, batch, stop, self.shape, owners, first.top_p, first.top_k)
             for (q, i, s), out in zip(chunk, outs):
+                if out.kv is not None:  # free to a later prompt that extends it; it has no logits of its own
+                    self.prefix_cache.put(CachedPrefix(prefixes[q][i].tokens + tuple(out.token_ids[:-1]), out.kv, None))
                 results[q][i][s] = Completion(stop.text(out.token_ids), out.token_ids, out.logprobs,
                                               out.finish_reason, temps[q][s], stop.matched(out.token_ids)
                                               if out.finish_reason == "stop" else None)

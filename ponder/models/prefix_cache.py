@@ -13,9 +13,9 @@ import torch
 class CachedPrefix:
     tokens: tuple[int, ...]
     kv: list[tuple[torch.Tensor, torch.Tensor]]  # per layer: keys, values [1, kv_heads, len, head_dim]
-    output: torch.Tensor                          # what the owner keeps of the pass: a policy the float32
-                                                  # logits after the last token [vocab], a PRM its step
-                                                  # scores at every position [len]
+    output: torch.Tensor | None                   # what the owner keeps of the pass: a policy the float32
+                                                  # logits after the last token [vocab] (None for a kept
+                                                  # completion), a PRM its step scores at every position [len]
 
     def __len__(self) -> int:
         return len(self.tokens)

@@ -58,7 +58,7 @@ class Stepper:
         before their first token are dropped."""
         params = SamplingParams(n=k, temperature=self.temperature, top_p=self.top_p, stop=(self.delimiter,),
                                 max_new_tokens=self.max_step_tokens,
-                                seed=None if self.seed is None else self.seed + self.round)
+                                seed=None if self.seed is None else self.seed + self.round, keep_kv=True)
         self.round += 1
         outs = model.generate([self.prompt(model, question, n) for n in nodes], params, budget)
         children = []

@@ -153,3 +153,35 @@ def test_with_decoder_shares_the_weights_and_keeps_the_settings():
     params = SamplingParams(max_new_tokens=12, temperature=0.0)
     assert [c.text for c in fast.generate(["hello"], params, Budget())[0]] == \
         [c.text for c in model.generate(["hello"], params, Budget())[0]]
+
+
+def test_kept_completions_hold_the_kv_a_prefill_computes_and_serve_the_next_step():
+    model = tiny_model()
+    model.eos_ids = set()
+    prompts = ["Tom has 3 apples", "Solve step by step. 2 + 2 = 4. 10 - 3"]  # left-padded together
+    greedy = SamplingParams(temperature=0.0, max_new_tokens=8)
+    first = model.generate(prompts[:1], greedy, Budget())[0][0]
+    stop = model.tokenizer.decode(first.token_ids[2:3])  # the first row stops early, the second goes on
+    model.prefix_cache.clear()
+    out = model.generate(prompts, SamplingParams(temperature=0.0, max_new_tokens=8, stop=(stop,), keep_kv=True),
+                         Budget())
+    assert len(out[0][0].token_ids) < len(out[1][0].token_ids)
+    for prompt, [comp] in zip(prompts, out):
+        ids = model.encode(prompt) + comp.token_ids[:-1]
+        entry, shared = model.prefix_cache.lookup(ids)
+        assert shared == len(ids) and entry.output is None
+        with torch.no_grad():
+            fresh = model.network(torch.tensor([ids]), use_cache=True).past_key_values
+        for (k, v), layer in zip(entry.kv, fresh.layers):
+            assert torch.allclose(k, layer.keys, atol=1e-5) and torch.allclose(v, layer.values, atol=1e-5)
+        # the next step computes only the last generated token and what follows it
+        budget = Budget()
+        nxt = model.prefill(ids + comp.token_ids[-1:] + ids[:3], budget)
+        assert budget.usage.prompt_tokens == 4 and budget.usage.cached_prompt_tokens == len(ids)
+        with torch.no_grad():
+            cold = model.network(torch.tensor([ids + comp.token_ids[-1:] + ids[:3]])).logits[0, -1]
+        assert torch.allclose(nxt.output, cold, atol=1e-4)
+    # without keep_kv nothing but the prompts is kept
+    model.prefix_cache.clear()
+    model.generate(prompts, greedy, Budget())
+    assert sorted(len(e) for e in model.prefix_cache._entries.values()) == sorted(len(model.encode(p)) for p in prompts)
