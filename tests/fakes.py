@@ -42,6 +42,27 @@ def tiny_network(seed: int = 0, layers: int = 2, classifier: bool = False, num_l
     return net
 
 
+def assert_kept_kv(model, prompt: str, comp) -> None:
+    """`comp`, generated from `prompt` with keep_kv, left its KV in the model's prefix cache: equal
+    to a fresh prefill's, and a prompt that extends it computes only what follows it."""
+    from ponder.budget import Budget
+
+    ids = model.encode(prompt) + comp.token_ids[:-1]
+    entry, shared = model.prefix_cache.lookup(ids)
+    assert shared == len(ids) and entry.output is None
+    with torch.no_grad():
+        fresh = model.network(torch.tensor([ids]), use_cache=True).past_key_values
+    for (k, v), layer in zip(entry.kv, fresh.layers, strict=True):
+        torch.testing.assert_close(k, layer.keys, atol=1e-5, rtol=1e-4)
+        torch.testing.assert_close(v, layer.values, atol=1e-5, rtol=1e-4)
+    budget, more = Budget(), ids + comp.token_ids[-1:] + ids[:3]
+    nxt = model.prefill(more, budget)
+    assert budget.usage.prompt_tokens == 4 and budget.usage.cached_prompt_tokens == len(ids)
+    with torch.no_grad():
+        cold = model.network(torch.tensor([more])).logits[0, -1]
+    torch.testing.assert_close(nxt.output, cold, atol=1e-4, rtol=1e-4)
+
+
 def tiny_model(seed: int = 0, chat: bool = False, **kw):
     from ponder.models.hf import HFModel
 

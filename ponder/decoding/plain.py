@@ -23,12 +23,21 @@ class DecodeBatch:
     keep_kv: list[bool] | None = None  # rows whose KV (prompt and tokens fed) to return in RowOutput.kv
 
 
-def row_kv(cache, mask: torch.Tensor, position: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
-    """Per layer, copies of the keys and values of the row at `position` of a left-padded batch
-    cache: its real context, [1, kv_heads, length, head_dim]."""
-    start = int((mask[position] == 0).sum())
-    return [(layer.keys[position:position + 1, :, start:].clone(), layer.values[position:position + 1, :, start:].clone())
+def row_kv(cache, mask: torch.Tensor, position: int, length: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """Per layer, copies of the keys and values of the first `length` real entries (mask 1: not
+    left padding, not a rejected draft) of the row at `position` of a batch cache,
+    [1, kv_heads, length, head_dim]."""
+    index = mask[position].nonzero()[:length, 0]
+    return [(layer.keys[position:position + 1, :, index], layer.values[position:position + 1, :, index])
             for layer in cache.layers]
+
+
+def save_kv(batch: DecodeBatch, outs: list, rows, cache, mask: torch.Tensor) -> None:
+    """For rows (row, position in the cache) leaving the batch whose KV was asked for: the KV of
+    their prompt and every token but the last (the last was never fed)."""
+    for r, position in rows:
+        if batch.keep_kv and batch.keep_kv[r] and len(outs[r].token_ids) > 1:
+            outs[r].kv = row_kv(cache, mask, position, len(batch.token_ids[r]) + len(outs[r].token_ids) - 1)
 
 
 @dataclass
@@ -78,10 +87,7 @@ class PlainDecoder:
             paid = [going[i] for i in owners.allow([now[i] for i in going], costs)]
             for i in set(going) - set(paid):
                 outs[now[i]].finish_reason = "budget"
-            if batch.keep_kv:  # rows leaving the batch: their KV goes before the batch is cut
-                for i in set(range(len(now))) - set(paid):
-                    if batch.keep_kv[now[i]] and len(outs[now[i]].token_ids) > 1:
-                        outs[now[i]].kv = row_kv(cache, mask, allowed[i])
+            save_kv(batch, outs, [(now[i], allowed[i]) for i in set(range(len(now))) - set(paid)], cache, mask)
             if not paid:
                 break
             keep = [allowed[i] for i in paid]  # positions in `active`

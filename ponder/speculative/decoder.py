@@ -13,7 +13,7 @@ import torch
 
 from ponder.budget import ModelShape
 from ponder.decoding.owners import RowOwners
-from ponder.decoding.plain import DecodeBatch, RowOutput
+from ponder.decoding.plain import DecodeBatch, RowOutput, save_kv
 from ponder.decoding.sampling import processed_probs, sample_tokens
 from ponder.decoding.stops import StopRule
 from ponder.speculative.tree import ancestors, depths
@@ -225,6 +225,7 @@ class SpeculativeDecoder:
             if allowed < len(active):
                 for r in active[allowed:]:
                     outs[r].finish_reason = "budget"
+                save_kv(batch, outs, [(r, j) for j, r in enumerate(active) if j >= allowed], kv.cache, kv.mask)
                 if not allowed:
                     break
                 index = torch.arange(allowed, device=temps.device)
@@ -265,6 +266,7 @@ class SpeculativeDecoder:
             self.stats["drafted"] += sum(len(d) for d in drafts)
             kv.commit([[0] + p for p in paths])
             self._call("commit", kv, paths, drafts)
+            save_kv(batch, outs, [(r, j) for j, r in enumerate(active) if j not in going], kv.cache, kv.mask)
             if len(going) < len(active):
                 if not going:
                     break

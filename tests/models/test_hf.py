@@ -1,6 +1,6 @@
 import torch
 
-from fakes import tiny_model
+from fakes import assert_kept_kv, tiny_model
 from ponder import Budget, SamplingParams
 from ponder.decoding.stops import StopRule
 
@@ -167,20 +167,7 @@ def test_kept_completions_hold_the_kv_a_prefill_computes_and_serve_the_next_step
                          Budget())
     assert len(out[0][0].token_ids) < len(out[1][0].token_ids)
     for prompt, [comp] in zip(prompts, out):
-        ids = model.encode(prompt) + comp.token_ids[:-1]
-        entry, shared = model.prefix_cache.lookup(ids)
-        assert shared == len(ids) and entry.output is None
-        with torch.no_grad():
-            fresh = model.network(torch.tensor([ids]), use_cache=True).past_key_values
-        for (k, v), layer in zip(entry.kv, fresh.layers):
-            assert torch.allclose(k, layer.keys, atol=1e-5) and torch.allclose(v, layer.values, atol=1e-5)
-        # the next step computes only the last generated token and what follows it
-        budget = Budget()
-        nxt = model.prefill(ids + comp.token_ids[-1:] + ids[:3], budget)
-        assert budget.usage.prompt_tokens == 4 and budget.usage.cached_prompt_tokens == len(ids)
-        with torch.no_grad():
-            cold = model.network(torch.tensor([ids + comp.token_ids[-1:] + ids[:3]])).logits[0, -1]
-        assert torch.allclose(nxt.output, cold, atol=1e-4)
+        assert_kept_kv(model, prompt, comp)
     # without keep_kv nothing but the prompts is kept
     model.prefix_cache.clear()
     model.generate(prompts, greedy, Budget())

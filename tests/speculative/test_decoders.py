@@ -8,7 +8,7 @@ import pytest
 import torch
 from scipy.stats import chisquare
 
-from fakes import tiny_network, tiny_tokenizer
+from fakes import assert_kept_kv, tiny_network, tiny_tokenizer
 from ponder.budget import Budget
 from ponder.errors import ConfigError
 from ponder.models.hf import HFModel
@@ -57,6 +57,18 @@ def test_greedy_output_is_plain_greedy_token_for_token(name):
             assert g.token_ids == w.token_ids and g.finish_reason == w.finish_reason and g.text == w.text
             torch.testing.assert_close(torch.tensor(g.logprobs), torch.tensor(w.logprobs), atol=1e-4, rtol=1e-4)
     assert dec.stats["row_steps"] > 0
+
+
+@pytest.mark.parametrize("name", ["ngram", "early_exit_tree", "draft_model_tree", "self_draft"])
+def test_kept_completions_hold_the_kv_a_prefill_computes(name):
+    """A search step's KV kept by a speculative decoder: rows stop part-way through an accepted
+    path (the stop string), or run to the length limit, with rejected drafts between."""
+    m = model(decoders()[name])
+    out = m.generate(PROMPTS, SamplingParams(n=2, temperature=0.0, max_new_tokens=20, stop=("x/", " step"), keep_kv=True),
+                     Budget())
+    assert {c.finish_reason for row in out for c in row} == {"stop", "length"}
+    for prompt, row in zip(PROMPTS, out):
+        assert_kept_kv(m, prompt, row[0])
 
 
 def test_a_perfect_draft_is_accepted_whole():
