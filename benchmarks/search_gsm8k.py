@@ -23,7 +23,7 @@ from common import RESULTS, save
 from ponder.bench import run_benchmark
 from ponder.generator import Generator
 from ponder.models import load_model
-from ponder.samplers import BestOfN, Greedy, SelfConsistency
+from ponder.samplers import BestOfN, Greedy, SelfConsistency, WeightedBestOfN
 from ponder.search import DVTS, MCTS, AStar, BeamSearch, ParticleFilter
 from ponder.tasks import GSM8K
 from ponder.verifiers import LLMJudge, ProcessRewardModel
@@ -42,6 +42,7 @@ def strategies(budget: int):
         "greedy": Greedy(max_new_tokens=512),
         "self_consistency": SelfConsistency(n=n, temperature=0.7, max_new_tokens=512),
         "best_of_n": BestOfN(n=n, temperature=0.7, max_new_tokens=512),
+        "weighted_best_of_n": WeightedBestOfN(n=n, temperature=0.7, max_new_tokens=512),
         "particle_filter": ParticleFilter(n=min(n, 16), **STEP),
         "beam_search": BeamSearch(n=n_beam, beam_width=width, **STEP),
         "dvts": DVTS(n=n_beam, beam_width=width, **STEP),
@@ -75,7 +76,24 @@ def kept(folder: Path, prefix: str, problems: int, prm) -> dict:
             s = json.loads(f.read_text())
             if s["problems"] == problems and made["prm"] in (None, prm):
                 summary.setdefault(name, {})[budget] = s
+    for name, by in summary.items():  # paired: the problems one got right and the other wrong
+        for budget, s in by.items():
+            s["paired"] = {other: paired(folder / f"{prefix}{name}-b{budget}.jsonl",
+                                         folder / f"{prefix}{other}-b{budget}.jsonl")
+                           for other in ("greedy", "self_consistency") if other != name and budget in summary.get(other, {})}
     return {name: {str(b): by[b] for b in sorted(by)} for name, by in summary.items()}
+
+
+def paired(a: Path, b: Path) -> dict:
+    """Problems a got right and b wrong (won) and the reverse (lost), with the two-sided sign
+    test's p on those, over the problems both answered."""
+    from scipy.stats import binomtest
+
+    right = [{r["id"]: r["correct"] for r in map(json.loads, f.read_text().splitlines())} for f in (a, b)]
+    both = right[0].keys() & right[1].keys()
+    won = sum(right[0][i] and not right[1][i] for i in both)
+    lost = sum(right[1][i] and not right[0][i] for i in both)
+    return {"won": won, "lost": lost, "p": float(binomtest(won, won + lost).pvalue) if won + lost else 1.0}
 
 
 def plot(summary: dict, path, model: str, problems: int):
