@@ -1,5 +1,6 @@
-"""An LRU cache of prompt KV states, so that extending an earlier prefix (the n-th sample of
-a prompt, a search step after its parent) computes only the new tokens."""
+"""An LRU cache of prompt KV states, and of finished completions' when a request asks to keep
+them (`SamplingParams.keep_kv`), so that extending an earlier prefix (the n-th sample of a
+prompt, a search step after its parent) computes only the new tokens."""
 from __future__ import annotations
 
 import os
@@ -33,7 +34,7 @@ def cache_from(config, kv, length: int | None = None):
 
 
 class PrefixCache:
-    """Keeps whole-prompt KV states, least recently used evicted past `max_tokens` in total."""
+    """Keeps whole-prefix KV states, least recently used evicted past `max_tokens` in total."""
 
     def __init__(self, max_tokens: int = 65536):
         self.max_tokens = max_tokens
