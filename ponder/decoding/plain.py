@@ -36,7 +36,7 @@ def save_kv(batch: DecodeBatch, outs: list, rows, cache, mask: torch.Tensor) -> 
     """For rows (row, position in the cache) leaving the batch whose KV was asked for: the KV of
     their prompt and every token but the last (the last was never fed)."""
     for r, position in rows:
-        if batch.keep_kv and batch.keep_kv[r] and len(outs[r].token_ids) > 1:
+        if batch.keep_kv[r] and len(outs[r].token_ids) > 1:
             outs[r].kv = row_kv(cache, mask, position, len(batch.token_ids[r]) + len(outs[r].token_ids) - 1)
 
 
@@ -87,7 +87,8 @@ class PlainDecoder:
             paid = [going[i] for i in owners.allow([now[i] for i in going], costs)]
             for i in set(going) - set(paid):
                 outs[now[i]].finish_reason = "budget"
-            save_kv(batch, outs, [(now[i], allowed[i]) for i in set(range(len(now))) - set(paid)], cache, mask)
+            if batch.keep_kv:  # rows leaving the batch hand back their KV before it is cut
+                save_kv(batch, outs, [(now[i], allowed[i]) for i in set(range(len(now))) - set(paid)], cache, mask)
             if not paid:
                 break
             keep = [allowed[i] for i in paid]  # positions in `active`

@@ -225,7 +225,8 @@ class SpeculativeDecoder:
             if allowed < len(active):
                 for r in active[allowed:]:
                     outs[r].finish_reason = "budget"
-                save_kv(batch, outs, [(r, j) for j, r in enumerate(active) if j >= allowed], kv.cache, kv.mask)
+                if batch.keep_kv:
+                    save_kv(batch, outs, [(r, j) for j, r in enumerate(active) if j >= allowed], kv.cache, kv.mask)
                 if not allowed:
                     break
                 index = torch.arange(allowed, device=temps.device)
@@ -266,7 +267,9 @@ class SpeculativeDecoder:
             self.stats["drafted"] += sum(len(d) for d in drafts)
             kv.commit([[0] + p for p in paths])
             self._call("commit", kv, paths, drafts)
-            save_kv(batch, outs, [(r, j) for j, r in enumerate(active) if j not in going], kv.cache, kv.mask)
+            if batch.keep_kv and len(going) < len(active):
+                left = set(range(len(active))) - set(going)
+                save_kv(batch, outs, [(active[j], j) for j in left], kv.cache, kv.mask)
             if len(going) < len(active):
                 if not going:
                     break

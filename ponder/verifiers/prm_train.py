@@ -246,10 +246,9 @@ def choose_depth(x_by_depth: dict, y, groups: list, steps: int, lr: float, seed:
     kept is the one whose out-of-fold scores rank the steps within a problem best (what a
     search compares), the shallower (cheaper) on a tie, the deepest when nothing validates.
     Returns it and each depth's cross-validation record."""
-    cv = {}
+    cv, good = {}, y > 0
     for d, x in sorted(x_by_depth.items()):
         l2, losses, oof = choose_l2((x - x.mean(0)) / x.std(0).clamp_min(1e-4), y, groups, steps, lr, seed)
-        good = y > 0
         cv[d] = {"l2": l2, "cv_loss_by_l2": losses, "cv_step_auc": None if oof is None else auc(oof, good),
                  "cv_step_auc_ci95": None if oof is None else auc_ci95(oof, good, groups, seed=seed),
                  "cv_within_problem_auc": None if oof is None else within_auc(oof, good, groups)}
