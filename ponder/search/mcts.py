@@ -15,6 +15,15 @@ from ponder.types import SamplingParams
 from ponder.verifiers.prm import check_aggregate
 
 
+def priors(parent: Node, kids: list[Node]) -> list[float]:
+    """A softmax over the kids' new steps' mean token log-probabilities (the parent's path is
+    taken off: it is shared, and dividing it by each step's length would favour long steps)."""
+    means = [(c.logprob - parent.logprob) / max(c.tokens - parent.tokens, 1) for c in kids]
+    top = max(means)
+    weights = [math.exp(m - top) for m in means]
+    return [w / sum(weights) for w in weights]
+
+
 @dataclass
 class TreeNode:
     node: Node
@@ -71,11 +80,8 @@ class MCTS:
                     break
                 stepper.score(verifier, prompt, kids, budget)
                 finished += [c for c in kids if c.done]
-                logps = [c.logprob / max(c.tokens - leaf.node.tokens, 1) for c in kids]
-                top = max(logps)
-                norm = sum(math.exp(lp - top) for lp in logps)
                 values = [self.evaluate(model, prompt, stepper, verifier, budget, c) for c in kids]
-                leaf.children = [TreeNode(c, math.exp(lp - top) / norm, 1, v) for c, lp, v in zip(kids, logps, values)]
+                leaf.children = [TreeNode(c, p, 1, v) for c, p, v in zip(kids, priors(leaf.node, kids), values)]
                 value = max(values)
             for t in path:
                 t.visits += 1

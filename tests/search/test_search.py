@@ -1,12 +1,16 @@
 """Beam search, DVTS and particle filtering on a scripted step model with a table PRM (where
 the right path is known), then on a real tiny backend."""
+import math
+
 import pytest
 
 from fakes import tiny_model
 from ponder.budget import Budget
 from ponder.errors import ConfigError
 from ponder.search import DVTS, MCTS, AStar, BeamSearch, ParticleFilter
+from ponder.search.mcts import priors
 from ponder.search.particle_filter import resample
+from ponder.search.steps import Node
 from ponder.types import Completion
 from ponder.verifiers import LLMJudge, MathVerifier
 
@@ -152,3 +156,12 @@ def test_particle_gibbs_keeps_the_reference_and_spends_more():
     assert res.answer == "7" and any("gibbs_iteration" in t for t in res.trace)
     assert budget.usage.generated_tokens > one.usage.generated_tokens
     assert model.prompts.count(Q) == 2  # a second filter started from the question, the reference kept
+
+
+def test_mcts_priors_use_only_the_new_steps_log_probabilities():
+    parent = Node(["a"], tokens=10, logprob=-20.0)
+    # new steps: 2 tokens at mean -1.0 and 8 tokens at mean -0.5
+    kids = [Node(["a", "b"], tokens=12, logprob=-22.0), Node(["a", "c"], tokens=18, logprob=-24.0)]
+    z = math.exp(-1.0) + math.exp(-0.5)
+    want = [math.exp(-1.0) / z, math.exp(-0.5) / z]
+    assert priors(parent, kids) == pytest.approx(want)
