@@ -44,7 +44,10 @@ def grade(task, problem, result) -> dict:
     correct = verdicts.get(result.text) if result.text in verdicts else (
         task.check(result.text, problem) if result.text else False)
     return {"correct": bool(correct), "pass_at_k": any(verdicts.values()) or bool(correct),
-            "n_candidates": len(result.candidates)}
+            "n_candidates": len(result.candidates),
+            # each candidate's answer, verdict and scores: other choosers can be compared on them later
+            "candidates": [{"answer": c.answer, "correct": bool(verdicts[c.text]), "scores": c.scores}
+                           for c in result.candidates]}
 
 
 def drop_partial_line(path: Path) -> None:

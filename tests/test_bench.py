@@ -28,6 +28,7 @@ def test_bench_writes_a_line_per_problem_and_summarizes(tmp_path):
     rows = read_results(out)
     assert [r["id"] for r in rows] == ["t-0", "t-1", "t-2", "t-3"]
     assert all(r["correct"] and r["pass_at_k"] and r["n_candidates"] == 3 for r in rows)
+    assert [(c["answer"], c["correct"]) for c in rows[1]["candidates"]] == [("1", True), ("2", False), ("1", True)]
     assert s["accuracy"] == 1.0 and s["problems"] == 4 and s["mean_generated_tokens"] == 3
     assert json.loads((tmp_path / "r.jsonl.summary.json").read_text())["accuracy"] == 1.0
 
