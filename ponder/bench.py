@@ -45,8 +45,8 @@ def grade(task, problem, result) -> dict:
         task.check(result.text, problem) if result.text else False)
     return {"correct": bool(correct), "pass_at_k": any(verdicts.values()) or bool(correct),
             "n_candidates": len(result.candidates),
-            # each candidate's answer, verdict and scores: other choosers can be compared on them later
-            "candidates": [{"answer": c.answer, "correct": bool(verdicts[c.text]), "scores": c.scores}
+            # each candidate without its text, and its verdict: other choosers can be compared on them later
+            "candidates": [{**{k: v for k, v in c.to_dict().items() if k != "text"}, "correct": bool(verdicts[c.text])}
                            for c in result.candidates]}
 
 
