@@ -2,9 +2,12 @@
 of LLMs using Particle-Based Monte Carlo Methods", Puri et al. 2025).
 
 n particles grow one step at a time. After every step each particle's weight is the softmax,
-at `weight_temperature`, of its PRM value (by default the score of its latest step); the n
-particles are then resampled from those weights (multinomial or systematic), so promising
-partial solutions multiply and poor ones die out. Finished particles keep their weight and are
+at `weight_temperature`, of its PRM value's logit log(r / (1 - r)) (by default r is the score
+of its latest step): at temperature 1 a particle's weight is proportional to its odds r / (1 - r),
+as in the authors' implementation (its_hub); `weight_from: score` takes the softmax of r
+itself instead, a much flatter weighting (a score of 0.9 against 0.1 is 2.2 to 1 rather than 81
+to 1). The n particles are then resampled from those weights (multinomial or systematic), so
+promising partial solutions multiply and poor ones die out. Finished particles keep their weight and are
 resampled with the rest. The answer is the heaviest particle's (`answer: best`) or the answer
 with the largest total weight (`answer: vote`).
 
@@ -34,7 +37,8 @@ class ParticleFilter:
     uses_verifier = True
 
     def __init__(self, n: int = 8, weight_temperature: float = 1.0, resampling: str = "systematic",
-                 answer: str = "best", score: str = "last", gibbs_iterations: int = 0, **step):
+                 answer: str = "best", score: str = "last", gibbs_iterations: int = 0, weight_from: str = "logit",
+                 **step):
         self.n = check_number("strategy.n", n, minimum=1, integer=True)
         self.gibbs_iterations = check_number("strategy.gibbs_iterations", gibbs_iterations, minimum=0, integer=True)
         if gibbs_iterations and n < 2:
@@ -44,12 +48,16 @@ class ParticleFilter:
             raise ConfigError(f"strategy.resampling must be multinomial or systematic; got {resampling!r}")
         if answer not in ("best", "vote"):
             raise ConfigError(f"strategy.answer must be best or vote; got {answer!r}")
-        self.resampling, self.answer, self.step = resampling, answer, step
+        if weight_from not in ("logit", "score"):
+            raise ConfigError(f"strategy.weight_from must be logit or score; got {weight_from!r}")
+        self.resampling, self.answer, self.weight_from, self.step = resampling, answer, weight_from, step
         self.how = check_aggregate("strategy.score", score)
         Stepper(**step)
 
     def weights(self, particles: list[Node]) -> torch.Tensor:
-        values = torch.tensor([p.value(self.how) for p in particles], dtype=torch.float64)
+        values = torch.tensor([p.value(self.how) for p in particles], dtype=torch.float64)  # [particles]
+        if self.weight_from == "logit":  # -inf (unscored) stays -inf
+            values = torch.where(torch.isinf(values), values, torch.logit(values.clamp(0, 1), eps=1e-7))
         if torch.isinf(values).all():
             return torch.full((len(particles),), 1.0 / len(particles), dtype=torch.float64)
         return torch.softmax(values / self.temp, 0)

@@ -106,6 +106,18 @@ def test_systematic_and_multinomial_resampling_follow_the_weights():
     assert 3 not in picks and abs(picks.count(0) / 4000 - 0.5) < 0.03
 
 
+def test_particle_weights_are_the_odds_of_the_prm_value_or_a_softmax_of_it():
+    particles = [Node(["a"], [0.9]), Node(["b"], [0.5]), Node(["c"], [float("nan")])]
+    odds = ParticleFilter(n=3).weights(particles)  # 9 : 1 : 0 (unscored)
+    assert odds.tolist() == pytest.approx([0.9, 0.1, 0.0])
+    sharper = ParticleFilter(n=3, weight_temperature=0.5).weights(particles)  # 81 : 1
+    assert sharper.tolist() == pytest.approx([81 / 82, 1 / 82, 0.0])
+    flat = ParticleFilter(n=3, weight_from="score").weights(particles)
+    assert flat.tolist() == pytest.approx([math.exp(0.4) / (math.exp(0.4) + 1), 1 / (math.exp(0.4) + 1), 0.0])
+    with pytest.raises(ConfigError, match="weight_from"):
+        ParticleFilter(weight_from="odds")
+
+
 def test_search_on_a_real_backend_reuses_the_shared_prefix():
     model = tiny_model(0)
     search = BeamSearch(n=4, beam_width=2, max_steps=3, max_step_tokens=8, temperature=1.0, delimiter=" ")
