@@ -340,14 +340,16 @@ def train_prm(model, out: str | Path, task, problems, samples: int = 2, rollouts
 
 def trained_prm(path) -> dict | None:
     """What a PRM folder written by `train_prm` was made from, to tell its results apart: the
-    folder's name, the policy, body and training size, and a digest of its metrics (a PRM
-    retrained in place gets new metrics, so a new digest; wall seconds are left out of it).
-    None for any other path (a hub id, a PRM trained elsewhere)."""
+    folder's name, the policy, body and training size, and a digest of its fit: sizes, depth,
+    L2 and metrics (a PRM retrained in place on other labels or settings gets a new digest).
+    Metrics are rounded to 4 decimals and wall seconds and the depth search's diagnostics left
+    out, so that the same training rerun (another machine's float rounding, a later version's
+    diagnostics) keeps its digest. None for any other path (a hub id, a PRM trained elsewhere)."""
     metrics_file = Path(str(path or "")) / "prm_train.json"
     if not metrics_file.is_file():
         return None
-    metrics = json.loads(metrics_file.read_text())
-    fit = {k: v for k, v in metrics.items() if not k.startswith("seconds")}
+    metrics = json.loads(metrics_file.read_text(), parse_float=lambda x: round(float(x), 4))
+    fit = {k: v for k, v in metrics.items() if not k.startswith("seconds") and k != "cv_by_depth"}
     return {"folder": metrics_file.parent.resolve().name,
             **{k: metrics.get(k) for k in ("base_model", "policy", "problems", "solutions", "train_steps")},
             "metrics_sha1": hashlib.sha1(json.dumps(fit, sort_keys=True).encode()).hexdigest()[:12]}

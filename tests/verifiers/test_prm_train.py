@@ -204,6 +204,25 @@ def test_a_prm_retrained_in_place_is_another_prm_to_bench(tiny_folder, tmp_path)
     assert "verifier_trained" not in bench_settings(cfg)
 
 
+def test_the_same_training_rerun_elsewhere_keeps_its_digest(tmp_path):
+    from ponder.verifiers.prm_train import trained_prm
+
+    metrics = {"problems": 168, "train_steps": 804, "depth": 4, "l2": 0.1, "train_step_auc": 0.78414351,
+               "cv_by_depth": {"4": {"cv_within_problem_auc": 0.5448}}, "seconds_total": 826.7}
+    digest = {}
+    for name, change in [("first", {}),
+                         ("float noise, new diagnostics, other wall time",
+                          {"train_step_auc": 0.78413498, "cv_by_depth": {"4": {"cv_within_problem_auc": 0.5434,
+                                                                              "cv_step_auc_ci95": [0.57, 0.68]}},
+                           "seconds_total": 181.9}),
+                         ("another fit", {"train_step_auc": 0.7901}), ("other labels", {"train_steps": 803})]:
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "prm_train.json").write_text(json.dumps({**metrics, **change}))
+        digest[name] = trained_prm(tmp_path / name)["metrics_sha1"]
+    assert digest["float noise, new diagnostics, other wall time"] == digest["first"]
+    assert len({digest["first"], digest["another fit"], digest["other labels"]}) == 3
+
+
 def test_rollout_labels_resume_from_their_cache_and_refuse_other_settings(tmp_path):
     problems = [Problem("p0", "Tom has 3 apples and buys 5 more.", "8"), Problem("p1", "2 + 2?", "4")]
     cache = tmp_path / "labels.jsonl"
