@@ -2,8 +2,10 @@
 them at once. One representation serves every search strategy.
 
 A step ends at the delimiter (default a blank line); a solution ends at EOS, at the step
-length limit, or after `max_steps`. The prompt of a partial solution is the chat prompt plus
-the steps so far, so the backend's prefix cache serves the shared prefix of every expansion.
+length limit, or after `max_steps`. A step the budget cut off ends nothing: its node stays
+unfinished, so a search answers with a finished solution whenever it has one. The prompt of a
+partial solution is the chat prompt plus the steps so far, so the backend's prefix cache
+serves the shared prefix of every expansion.
 """
 from __future__ import annotations
 
@@ -68,7 +70,8 @@ class Stepper:
                 if not c.token_ids:
                     continue
                 steps = node.steps + [c.text.strip()]
-                done = c.stop_string is None or len(steps) >= self.max_steps
+                # a step the budget cut off is unfinished text, not a solution that ended
+                done = c.finish_reason != "budget" and (c.stop_string is None or len(steps) >= self.max_steps)
                 kids.append(Node(steps, list(node.scores), done, node.tokens + len(c.token_ids),
                                  node.logprob + sum(c.logprobs),
                                  verifier.extract_answer(c.text) if done else None))

@@ -88,6 +88,33 @@ def test_search_stops_at_the_budget_with_its_best_so_far():
     assert res.text.startswith("good 0")  # the best partial solution, not nothing
 
 
+class CutModel:
+    """One expansion of the question: sample 0 is a whole solution that ends at EOS (answer 7),
+    the others are cut off by the budget part-way through a step that reads as answer 3."""
+
+    def chat(self, user):
+        return user
+
+    def generate(self, prompts, params, budget):
+        budget.exhausted = True  # the budget refused the rest of the cut rows
+        return [[Completion("The answer is 7.", [1, 2, 3], [-1.0] * 3, "stop")] +
+                [Completion("The answer is 3", [1, 2], [-1.0] * 2, "budget") for _ in range(params.n - 1)]
+                for _ in prompts]
+
+
+class CutFavouringPRM(TablePRM):
+    def step_scores(self, question, solutions, budget, known=None):
+        return [[0.95 if "is 3" in s else 0.6 for s in steps] for steps in solutions]
+
+
+@pytest.mark.parametrize("strategy", [BeamSearch(n=4, beam_width=2), DVTS(n=4, beam_width=2), ParticleFilter(n=4),
+                                      AStar(k=4, batch=1), MCTS(k=4, simulations=4)])
+def test_a_step_the_budget_cut_is_not_a_finished_solution(strategy):
+    # the PRM prefers the cut text; the answer must still be the one solution that finished
+    res = strategy.run(CutModel(), Q, CutFavouringPRM(), Budget())
+    assert res.budget_exhausted and res.answer == "7" and res.text == "The answer is 7."
+
+
 def test_search_needs_a_step_verifier_and_sane_settings():
     with pytest.raises(ConfigError, match="process reward model"):
         BeamSearch(n=4, beam_width=2).run(StepModel(), Q, MathVerifier(), Budget())
