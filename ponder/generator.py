@@ -21,8 +21,7 @@ class Generator:
 
         self.model, self.strategy = model, strategy
         self.verifier = verifier if verifier is not None else MathVerifier()
-        if hasattr(self.verifier, "bind"):
-            self.verifier.bind(model)  # an LLM judge without a model of its own uses ours
+        self.verifier.bind(model)  # an LLM judge without a model of its own uses ours
         self.budget_limits = {k: v for k, v in (budget or {}).items() if v is not None}
         Budget(**self.budget_limits)  # bad limits fail now, not at the first prompt
 
@@ -46,7 +45,7 @@ class Generator:
         n = len(self.model.encode(self.model.chat(prompt)))
         return Usage(generated_tokens=1, prompt_tokens=n, forward_passes=1,
                      flops=self.model.shape.forward_flops(n, 0),
-                     verifier_calls=int(getattr(self.strategy, "uses_verifier", False)))
+                     verifier_calls=int(self.strategy.uses_verifier))
 
     def budget_for(self, prompt: str, budget: Budget | None = None) -> Budget:
         """A fresh budget of this generator's limits (or `budget`), refused now if it cannot pay

@@ -101,7 +101,7 @@ class Hub:
 
     def serve(self, calls: list[_Call]) -> None:
         generate = [c for c in calls if c.target is self.model and c.method == "generate"]
-        if len(generate) > 1 and hasattr(self.model, "generate_many"):
+        if len(generate) > 1:
             try:
                 values = self.model.generate_many([c.args for c in generate])
             except Exception:  # one bad request must not fail the others: each is served alone below

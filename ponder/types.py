@@ -22,8 +22,9 @@ class SamplingParams:
     max_new_tokens: int = 512
     stop: Sequence[str] = ()
     seed: int | None = None
-    keep_kv: bool = False  # keep each completion's KV in the backend's prefix cache, for a later
-                           # prompt that extends it (the next step of a search node)
+    extends: bool = False  # intent: later prompts will extend these completions (the next step of a
+                           # search node); each backend picks its mechanism (HF keeps the completions'
+                           # KV in its prefix cache, vLLM's automatic prefix caching needs nothing)
 
     def __post_init__(self):
         if self.n < 1:
@@ -54,6 +55,11 @@ class Completion:
     finish_reason: str
     temperature: float = 0.0
     stop_string: str | None = None  # the stop string that ended it (finish_reason "stop", not EOS)
+
+    @property
+    def cut_before_start(self) -> bool:
+        """The budget stopped this sample before its first token: there is nothing to use."""
+        return self.finish_reason == "budget" and not self.token_ids
 
     @property
     def mean_logprob(self) -> float:

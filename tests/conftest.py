@@ -26,6 +26,17 @@ def smollm2():
 
 
 @pytest.fixture(scope="session")
+def engine_folder(tmp_path_factory):
+    """`fakes.engine_network` saved as a local folder: the model of the backend contract suite."""
+    from fakes import engine_network, tiny_tokenizer
+
+    folder = tmp_path_factory.mktemp("engine-lm")
+    engine_network().save_pretrained(folder)
+    tiny_tokenizer().save_pretrained(folder)
+    return str(folder)
+
+
+@pytest.fixture(scope="session")
 def tiny_folder(tmp_path_factory):
     """A tiny random causal LM saved as a local folder, loadable by model.path=."""
     from fakes import tiny_network, tiny_tokenizer

@@ -6,6 +6,7 @@ import functools
 import torch
 
 from ponder.budget import ModelShape
+from ponder.protocols import Capabilities
 from ponder.types import Completion
 
 CORPUS = ["Tom has 3 apples and buys 5 more. How many apples does he have? The answer is 8.",
@@ -42,8 +43,26 @@ def tiny_network(seed: int = 0, layers: int = 2, classifier: bool = False, num_l
     return net
 
 
+def engine_network(seed: int = 0):
+    """A tiny random Llama every backend runs: head_dim 64 (vLLM's CPU attention has no 16), and
+    an end-of-sequence token likely enough that samples end on it: its output row is a common
+    token's, a little larger (about 6 of 16 samples of 30 tokens end at EOS)."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    tok = tiny_tokenizer()
+    cfg = LlamaConfig(vocab_size=len(tok), hidden_size=128, intermediate_size=256, num_hidden_layers=2,
+                      num_attention_heads=2, num_key_value_heads=1, head_dim=64, max_position_embeddings=1024,
+                      eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id, tie_word_embeddings=False)
+    torch.manual_seed(seed)
+    net = LlamaForCausalLM(cfg).eval()
+    with torch.no_grad():
+        net.lm_head.weight.mul_(8.0)
+        net.lm_head.weight[tok.eos_token_id] = net.lm_head.weight[207] * 1.05
+    return net
+
+
 def assert_kept_kv(model, prompt: str, comp) -> None:
-    """`comp`, generated from `prompt` with keep_kv, left its KV in the model's prefix cache: equal
+    """`comp`, generated from `prompt` with extends, left its KV in the model's prefix cache: equal
     to a fresh prefill's, and a prompt that extends it computes only what follows it."""
     from ponder.budget import Budget
 
@@ -72,7 +91,10 @@ def tiny_model(seed: int = 0, chat: bool = False, **kw):
 class ScriptedModel:
     """A LanguageModel whose completions are given in advance, served in order."""
 
+    name = "scripted"
+    tokenizer = None
     shape = ModelShape(params=1000, layers=1, d_attn=8)
+    capabilities = Capabilities("scripted")
 
     def __init__(self, texts, logprobs=None):
         self.texts, self.logprobs, self.calls = list(texts), logprobs, []
@@ -99,6 +121,15 @@ class ScriptedModel:
             out.append(row)
         return out
 
+    def generate_many(self, requests):
+        """Each request in turn; one that raises leaves the script as it was (nothing served)."""
+        texts, logprobs = list(self.texts), list(self.logprobs) if self.logprobs else self.logprobs
+        try:
+            return [self.generate(*r) for r in requests]
+        except Exception:
+            self.texts, self.logprobs = texts, logprobs
+            raise
+
     def score(self, prompts, continuations, budget):
         return [0.0 for _ in prompts]
 
@@ -107,6 +138,11 @@ class TableVerifier:
     """Scores by looking the candidate's text up in a table."""
 
     name = "table"
+    scores_steps = False
+    same_answer = staticmethod(lambda a, b: a == b)
+
+    def bind(self, model):
+        pass
 
     def __init__(self, table):
         self.table = table

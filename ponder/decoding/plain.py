@@ -55,6 +55,9 @@ class PlainDecoder:
 
     merges_requests = True
 
+    def bind(self, model) -> None:
+        pass  # plain decoding needs nothing of the model beyond what each call passes
+
     def decode(self, network, batch: DecodeBatch, stop: StopRule, shape: ModelShape, owners: RowOwners,
                top_p: float, top_k: int) -> list[RowOutput]:
         rows = len(batch.lengths)

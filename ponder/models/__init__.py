@@ -17,18 +17,42 @@ class LanguageModel(Protocol):
     def score(self, prompts: Sequence[str], continuations: Sequence[str], budget: Budget) -> list[float]: ...
 
 
+BACKENDS = ("hf", "vllm")
+
+
 def load_model(path: str, backend: str = "hf", dtype: str = "auto", device: str = "auto", decoder=None,
                max_batch_rows: int = 32, prefix_cache_tokens: int = 65536, system_prompt: str | None = None,
-               packed_weights: str = "auto"):
+               packed_weights: str = "auto", vllm: dict | None = None):
     """A model by preset name (smollm2-135m, qwen2.5-coder-0.5b, qwen2.5-coder-1.5b), hub id,
-    local folder or GGUF file, behind the chosen backend."""
+    local folder or GGUF file, behind the chosen backend: "hf" (transformers in this process;
+    ponder's own decoders) or "vllm" (vLLM's engine in this process; `vllm` holds its settings,
+    `ponder.models.vllm.EngineSettings`). `dtype`, `device`, `max_batch_rows`,
+    `prefix_cache_tokens` and `packed_weights` are the HF backend's."""
     from ponder.errors import ConfigError
     from ponder.models.loading import load_pretrained
 
-    if backend != "hf":
-        raise ConfigError(f"model.backend must be 'hf' (the only backend in this build); got '{backend}'")
+    if backend not in BACKENDS:
+        raise ConfigError(f"model.backend must be one of {', '.join(BACKENDS)}; got {backend!r}")
+    if backend == "vllm":
+        return load_vllm(path, decoder, system_prompt, vllm or {})
     from ponder.models.hf import HFModel
 
     network, tokenizer = load_pretrained(path, dtype=dtype, device=device, packed_weights=packed_weights)
     return HFModel(network, tokenizer, name=path, decoder=decoder, max_batch_rows=max_batch_rows,
                    prefix_cache_tokens=prefix_cache_tokens, system_prompt=system_prompt)
+
+
+def load_vllm(path: str, decoder, system_prompt: str | None, settings: dict):
+    from ponder.decoding.plain import PlainDecoder
+    from ponder.errors import ConfigError
+    from ponder.models.loading import checkpoint_folder
+    from ponder.models.vllm import EngineSettings, VLLMModel
+
+    if decoder is not None and not isinstance(decoder, PlainDecoder):
+        raise ConfigError(f"decoder={type(decoder).__name__} is one of ponder's own decoders, which run on "
+                          f"model.backend=hf; with model.backend=vllm use decoder=plain")
+    try:
+        engine = EngineSettings(**settings)
+    except TypeError as e:
+        raise ConfigError(f"bad model.vllm settings: {e}") from None
+    return VLLMModel(checkpoint_folder(path), name=path, settings=engine, system_prompt=system_prompt)

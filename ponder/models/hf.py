@@ -17,11 +17,24 @@ from ponder.decoding.plain import DecodeBatch, PlainDecoder
 from ponder.decoding.sampling import make_generator
 from ponder.decoding.stops import StopRule
 from ponder.models.kv_cache import preallocated_cache
+from ponder.models.prompts import ChatPrompts, eos_ids
 from ponder.models.prefix_cache import CachedPrefix, PrefixCache, cache_from
+from ponder.protocols import Capabilities
 from ponder.types import Completion, SamplingParams
 
 
+def shape_from_config(config) -> ModelShape:
+    """The FLOP model's shape of a causal LM from its config alone: the network is built on the
+    meta device (no memory, no weights), so a backend whose weights live in another process
+    (a vLLM worker, a remote server) charges exactly what the HF backend charges."""
+    from transformers import AutoModelForCausalLM
+
+    with torch.device("meta"):
+        return model_shape(AutoModelForCausalLM.from_config(config))
+
+
 def model_shape(network) -> ModelShape:
+    """The FLOP model's shape of a network in this process (also a PRM's or ORM's)."""
     cfg = network.config.get_text_config()
     total = sum(p.numel() for p in network.parameters())
     embed = network.get_input_embeddings().weight.numel()
@@ -32,8 +45,10 @@ def model_shape(network) -> ModelShape:
                       d_attn=cfg.num_attention_heads * head_dim)
 
 
-class HFModel:
+class HFModel(ChatPrompts):
     """A transformers causal LM behind ponder's LanguageModel contract."""
+
+    capabilities = Capabilities("hf", ponder_decoders=True, local_network=True)
 
     def __init__(self, network, tokenizer, name: str = "model", decoder=None, max_batch_rows: int = 32,
                  prefix_cache_tokens: int = 65536, system_prompt: str | None = None):
@@ -42,33 +57,16 @@ class HFModel:
         self.max_batch_rows = max_batch_rows
         self.prefix_cache = PrefixCache(prefix_cache_tokens)
         self.system_prompt = system_prompt
-        self.shape = model_shape(network)
+        self.shape = shape_from_config(network.config)
         self.device = next(network.parameters()).device
-        eos = network.generation_config.eos_token_id
-        eos = [eos] if isinstance(eos, int) else list(eos or [])
-        self.eos_ids = set(eos) | ({tokenizer.eos_token_id} if tokenizer.eos_token_id is not None else set())
-        if hasattr(self.decoder, "bind"):
-            self.decoder.bind(self)  # a speculative decoder checks the model and takes what it needs
+        self.eos_ids = eos_ids(tokenizer, network.generation_config)
+        self.decoder.bind(self)  # a speculative decoder checks the model and takes what it needs
 
     def with_decoder(self, decoder) -> "HFModel":
         """The same weights and settings behind another decoder (with its own prefix cache)."""
         return HFModel(self.network, self.tokenizer, name=self.name, decoder=decoder,
                        max_batch_rows=self.max_batch_rows, prefix_cache_tokens=self.prefix_cache.max_tokens,
                        system_prompt=self.system_prompt)
-
-    # -- text <-> tokens ----------------------------------------------------------------
-    def chat(self, user: str) -> str:
-        """The prompt text for a user message: the chat template when the model has one."""
-        if not getattr(self.tokenizer, "chat_template", None):
-            return user
-        messages = ([{"role": "system", "content": self.system_prompt}] if self.system_prompt else [])
-        messages.append({"role": "user", "content": user})
-        return self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-
-    def encode(self, text: str, special: bool = True) -> list[int]:
-        # a chat-templated prompt already holds its special tokens as text
-        add = special and not getattr(self.tokenizer, "chat_template", None)
-        return self.tokenizer(text, add_special_tokens=add)["input_ids"]
 
     # -- prefill with prefix reuse ------------------------------------------------------
     def prefill(self, ids: list[int], budget: Budget) -> CachedPrefix | None:
@@ -130,7 +128,7 @@ class HFModel:
         in order. Requests with the same stop strings, length limit, top-p and top-k share decode
         batches, each paying from its own budget and drawing from its own seed (`RowOwners`); a
         decoder that takes one request at a time gets them one by one."""
-        merge = getattr(self.decoder, "merges_requests", False)
+        merge = self.decoder.merges_requests
         groups = defaultdict(list)
         for i, (_, params, _) in enumerate(requests):
             groups[(tuple(params.stop), params.max_new_tokens, params.top_p, params.top_k) if merge else i].append(i)
@@ -152,7 +150,7 @@ class HFModel:
         for start in range(0, len(jobs), self.max_batch_rows):
             chunk = jobs[start:start + self.max_batch_rows]
             batch = self._batch([(prefixes[q][i], temps[q][s]) for q, i, s in chunk], first.max_new_tokens,
-                                [requests[q][1].keep_kv for q, _, _ in chunk])
+                                [requests[q][1].extends for q, _, _ in chunk])
             owners = RowOwners([budget for _, _, budget in requests], generators, [q for q, _, _ in chunk])
             outs = self.decoder.decode(self.network, batch, stop, self.shape, owners, first.top_p, first.top_k)
             for (q, i, s), out in zip(chunk, outs):

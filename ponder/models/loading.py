@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from safetensors.torch import save_model
+from safetensors.torch import save_file
 
 from ponder.errors import ConfigError, ModelNotFound
 from ponder.models.cpu_linear import pack_linears
@@ -89,12 +89,35 @@ def file_sha256(path: str) -> str:
     return h.hexdigest()
 
 
+def valid_checkpoint(folder: Path) -> bool:
+    """A converted folder every engine loads to the same logits: a model with tied embeddings
+    must store its input embedding (earlier conversions kept only `lm_head.weight`, which
+    transformers accepts and vLLM silently ignores, giving uniform logits)."""
+    import json
+
+    from safetensors import safe_open
+
+    if not (folder / "config.json").is_file() or not (folder / "model.safetensors").is_file():
+        return False
+    config = json.loads((folder / "config.json").read_text())
+    with safe_open(str(folder / "model.safetensors"), "pt") as f:
+        names = set(f.keys())
+    return not config.get("tie_word_embeddings") or any(n.endswith("embed_tokens.weight") for n in names)
+
+
+def checkpoint_folder(path: str) -> str:
+    """A folder (or hub id) holding `path` as a transformers checkpoint: GGUF files converted once."""
+    kind, where = resolve(path)
+    return converted_gguf(where) if kind == "gguf" else where
+
+
 def converted_gguf(gguf: str) -> str:
-    """Dequantize a GGUF file once into a safetensors folder; return that folder."""
+    """Dequantize a GGUF file once into a safetensors folder; return that folder. A folder an
+    earlier ponder wrote without the tied input embedding is converted again."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     out = cache_dir() / "gguf" / file_sha256(gguf)[:24]
-    if (out / "config.json").is_file():
+    if valid_checkpoint(out):
         return str(out)
     folder, name = os.path.split(os.path.abspath(gguf))
     tmp = out.with_name(out.name + f".tmp{os.getpid()}")
@@ -105,7 +128,10 @@ def converted_gguf(gguf: str) -> str:
     model.config.__dict__.pop("quantization_config", None)
     model.config.save_pretrained(tmp)
     model.generation_config.save_pretrained(tmp)
-    save_model(model, str(tmp / "model.safetensors"), metadata={"format": "pt"})
+    weights = model.state_dict()
+    if model.config.tie_word_embeddings:  # keep the input embedding, the name every loader reads
+        weights.pop("lm_head.weight", None)
+    save_file({k: v.contiguous() for k, v in weights.items()}, str(tmp / "model.safetensors"), metadata={"format": "pt"})
     tokenizer.save_pretrained(tmp)
     shutil.rmtree(out, ignore_errors=True)
     os.replace(tmp, out)  # atomic: a killed conversion leaves no half folder behind

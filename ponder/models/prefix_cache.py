@@ -1,5 +1,5 @@
 """An LRU cache of prompt KV states, and of finished completions' when a request asks to keep
-them (`SamplingParams.keep_kv`), so that extending an earlier prefix (the n-th sample of a
+them (`SamplingParams.extends`), so that extending an earlier prefix (the n-th sample of a
 prompt, a search step after its parent) computes only the new tokens."""
 from __future__ import annotations
 

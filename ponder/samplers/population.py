@@ -2,7 +2,6 @@
 grouping them by the answer they state."""
 from __future__ import annotations
 
-import operator
 from dataclasses import dataclass, field
 from typing import Sequence
 
@@ -37,7 +36,7 @@ class Sampling:
                                 top_p=self.top_p, max_new_tokens=self.max_new_tokens, stop=self.stop,
                                 seed=None if self.seed is None else self.seed + round_)
         completions = model.generate([model.chat(prompt)], params, budget)[0]
-        return [Candidate(c.text, verifier.extract_answer(c.text), c) for c in completions if c.token_ids]
+        return [Candidate(c.text, verifier.extract_answer(c.text), c) for c in completions if not c.cut_before_start]
 
 
 @dataclass
@@ -56,7 +55,7 @@ class AnswerGroup:
 def group_by_answer(candidates: Sequence[Candidate], verifier) -> list[AnswerGroup]:
     """Candidates with an answer, grouped by equivalent answers (the verifier's notion of
     equality: math-verify for math, exact for others)."""
-    same = getattr(verifier, "same_answer", operator.eq)
+    same = verifier.same_answer
     groups: list[AnswerGroup] = []
     for cand in candidates:
         if cand.answer is None:

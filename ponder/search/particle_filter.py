@@ -120,7 +120,7 @@ class ParticleFilter:
 
         done = [p for p in particles if p.done] or particles
         w = self.weights(done).tolist()
-        same = getattr(verifier, "same_answer", lambda a, b: a == b)
+        same = verifier.same_answer
         totals: list[list] = []  # [answer, weight, best particle]
         for p, wi in zip(done, w):
             if p.answer is None:

@@ -60,14 +60,14 @@ class Stepper:
         before their first token are dropped."""
         params = SamplingParams(n=k, temperature=self.temperature, top_p=self.top_p, stop=(self.delimiter,),
                                 max_new_tokens=self.max_step_tokens,
-                                seed=None if self.seed is None else self.seed + self.round, keep_kv=True)
+                                seed=None if self.seed is None else self.seed + self.round, extends=True)
         self.round += 1
         outs = model.generate([self.prompt(model, question, n) for n in nodes], params, budget)
         children = []
         for node, comps in zip(nodes, outs):
             kids = []
             for c in comps:
-                if not c.token_ids:
+                if c.cut_before_start:
                     continue
                 steps = node.steps + [c.text.strip()]
                 # a step the budget cut off is unfinished text, not a solution that ended
@@ -81,7 +81,7 @@ class Stepper:
     @staticmethod
     def score(verifier, question: str, nodes: list[Node], budget: Budget) -> None:
         """Record the PRM's step scores on each node (one call per node)."""
-        if not hasattr(verifier, "step_scores"):
+        if not verifier.scores_steps:
             raise ConfigError(f"this search strategy needs a process reward model (verifier=prm or llm_judge); "
                               f"verifier {getattr(verifier, 'name', verifier)!r} scores whole solutions only")
         known = [n.scores[:len(n.steps) - 1] for n in nodes]  # the parent's steps were scored already

@@ -166,6 +166,8 @@ class SpeculativeDecoder:
     with `typical_threshold` and `typical_alpha`: lossy for sampled rows, still exact greedy).
     """
 
+    merges_requests = False  # one request at a time: its rows' drafts share one budget and generator
+
     def __init__(self, proposer, attention: str = "auto", acceptance: str = "exact", typical_threshold: float = 0.09,
                  typical_alpha: float = 0.3):
         from ponder.errors import ConfigError

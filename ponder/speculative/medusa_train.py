@@ -94,6 +94,9 @@ def train_medusa(model, out: str | Path, questions: list[str], num_heads: int = 
                  progress: bool = True) -> dict:
     """Train heads for `model` (an HFModel) and save them to `out`; returns the metrics saved
     beside them (medusa_train.json)."""
+    from ponder.protocols import require
+
+    require(model, "local_network", "ponder train-medusa")
     check_number("num_heads", num_heads, minimum=1, integer=True)
     check_number("epochs", epochs, minimum=1, integer=True)
     check_number("heldout", heldout, minimum=0, maximum=0.9)

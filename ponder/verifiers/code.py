@@ -60,6 +60,11 @@ class CodeVerifier:
     """Runs candidate programs in the sandbox (time and memory limited, no network)."""
 
     name = "code"
+    scores_steps = False
+    same_answer = staticmethod(lambda a, b: a == b)  # programs are the same answer only when identical
+
+    def bind(self, model) -> None:
+        pass  # runs programs, needs no model
 
     def __init__(self, timeout: float = 10.0, memory_mb: int = 1024):
         self.timeout, self.memory_mb = timeout, memory_mb

@@ -70,7 +70,11 @@ class MathVerifier:
     extracted, else 0.0. Pick `orm` or `llm_judge` to rank solutions by quality."""
 
     name = "math"
+    scores_steps = False
     same_answer = staticmethod(answers_equal)
+
+    def bind(self, model) -> None:
+        pass  # checks answers, needs no model
 
     def extract_answer(self, text: str) -> str | None:
         return extract_answer(text)

@@ -38,7 +38,11 @@ class RewardModel:
             raise ModelNotFound(f"could not load reward model '{path}': {e}") from None
         self.shape, self.device, self.max_length = model_shape(self.network), dev, max_length
 
+    scores_steps = False
     same_answer = staticmethod(answers_equal)
+
+    def bind(self, model) -> None:
+        pass  # has its own network
 
     def extract_answer(self, text: str) -> str | None:
         return extract_answer(text)

@@ -61,7 +61,11 @@ class StepScoring:
     """What every step-level verifier shares: answers, aggregation, and `score` for whole
     candidates (so a PRM also serves best-of-N)."""
 
+    scores_steps = True
     same_answer = staticmethod(answers_equal)
+
+    def bind(self, model) -> None:
+        pass  # a PRM has its own network; the LLM judge overrides this to use the generator's model
 
     def extract_answer(self, text: str) -> str | None:
         return extract_answer(text)

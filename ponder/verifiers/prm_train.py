@@ -263,6 +263,9 @@ def train_prm(model, out: str | Path, task, problems, samples: int = 2, rollouts
     """Label with `model` (the policy), fit and save a PRM whose body is `body`'s (an HFModel;
     default the policy's own, a smaller one makes every scoring cheaper); returns the metrics
     saved beside it (prm_train.json), held-out step-label accuracy among them."""
+    from ponder.protocols import require
+
+    require(body or model, "local_network", "ponder train-prm (the PRM's body)")
     check_number("samples", samples, minimum=1, integer=True)
     check_number("rollouts", rollouts, minimum=1, integer=True)
     check_number("heldout", heldout, minimum=0.05, maximum=0.9)

@@ -163,12 +163,12 @@ def test_kept_completions_hold_the_kv_a_prefill_computes_and_serve_the_next_step
     first = model.generate(prompts[:1], greedy, Budget())[0][0]
     stop = model.tokenizer.decode(first.token_ids[2:3])  # the first row stops early, the second goes on
     model.prefix_cache.clear()
-    out = model.generate(prompts, SamplingParams(temperature=0.0, max_new_tokens=8, stop=(stop,), keep_kv=True),
+    out = model.generate(prompts, SamplingParams(temperature=0.0, max_new_tokens=8, stop=(stop,), extends=True),
                          Budget())
     assert len(out[0][0].token_ids) < len(out[1][0].token_ids)
     for prompt, [comp] in zip(prompts, out):
         assert_kept_kv(model, prompt, comp)
-    # without keep_kv nothing but the prompts is kept
+    # without extends nothing but the prompts is kept
     model.prefix_cache.clear()
     model.generate(prompts, greedy, Budget())
     assert sorted(len(e) for e in model.prefix_cache._entries.values()) == sorted(len(model.encode(p)) for p in prompts)

@@ -50,6 +50,7 @@ class StepModel:
 
 class TablePRM(MathVerifier):
     name = "prm"
+    scores_steps = True
 
     def __init__(self):
         self.calls = 0

@@ -64,7 +64,7 @@ def test_kept_completions_hold_the_kv_a_prefill_computes(name):
     """A search step's KV kept by a speculative decoder: rows stop part-way through an accepted
     path (the stop string), or run to the length limit, with rejected drafts between."""
     m = model(decoders()[name])
-    out = m.generate(PROMPTS, SamplingParams(n=2, temperature=0.0, max_new_tokens=20, stop=("x/", " step"), keep_kv=True),
+    out = m.generate(PROMPTS, SamplingParams(n=2, temperature=0.0, max_new_tokens=20, stop=("x/", " step"), extends=True),
                      Budget())
     assert {c.finish_reason for row in out for c in row} == {"stop", "length"}
     for prompt, row in zip(PROMPTS, out):

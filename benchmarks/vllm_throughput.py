@@ -1,0 +1,82 @@
+"""Sampling throughput on vLLM: n samples of the 8-shot GSM8K prompt, 128 tokens each (EOS
+off), ponder's vLLM backend against raw `vllm.LLM.generate` on the very same engine, and
+against ponder's HF backend, in one process and one sitting. Tokens/s is n * tokens / seconds.
+
+Targets (issue 28): ponder's layer costs at most 5% over raw vLLM at n=16; ponder on vLLM is at
+least 2x ponder on HF at n=16.
+
+    python benchmarks/vllm_throughput.py --model smollm2-135m --n 1 4 16 64
+"""
+from __future__ import annotations
+
+import argparse
+import time
+
+from common import gsm8k_8shot, save
+from ponder import Budget, SamplingParams, load_model
+from ponder.models import vllm as backend
+from ponder.models.loading import checkpoint_folder
+
+
+def ponder_run(model, prompt, n, tokens, seed):
+    t = time.perf_counter()
+    out = model.generate([prompt], SamplingParams(n=n, temperature=0.7, max_new_tokens=tokens, seed=seed), Budget())
+    dt = time.perf_counter() - t
+    assert all(len(c.token_ids) == tokens for c in out[0])
+    return dt
+
+
+def raw_run(llm, ids, n, tokens, seed):
+    from vllm import SamplingParams as VSampling
+
+    params = [VSampling(temperature=0.7, max_tokens=tokens, ignore_eos=True, seed=seed * 1000 + s, logprobs=0)
+              for s in range(n)]  # one request per sample, as ponder sends them
+    t = time.perf_counter()
+    out = llm.generate([{"prompt_token_ids": ids}] * n, params, use_tqdm=False)
+    dt = time.perf_counter() - t
+    assert all(len(o.outputs[0].token_ids) == tokens for o in out)
+    return dt
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", default="smollm2-135m")
+    ap.add_argument("--n", type=int, nargs="+", default=[1, 4, 16, 64])
+    ap.add_argument("--tokens", type=int, default=128)
+    ap.add_argument("--hf-max-n", type=int, default=16, help="skip the HF backend above this n (slow)")
+    ap.add_argument("--dtype", default="auto", help="the vLLM engine's dtype (HF runs its own default, fp32 on CPU)")
+    args = ap.parse_args()
+    backend.import_vllm()
+    from vllm import LLM
+
+    folder = checkpoint_folder(args.model)
+    settings = backend.EngineSettings(dtype=args.dtype, max_model_len=4096, kv_cache_gb=2)
+    llm = LLM(**settings.engine_args(folder, folder))
+    backend._ENGINES[(folder, settings)] = llm.llm_engine  # ponder's backend drives this same engine
+    vl = load_model(args.model, backend="vllm", vllm=vars(settings))
+    hf = load_model(args.model)
+    vl.eos_ids, hf.eos_ids = set(), set()  # EOS off: every sample is exactly --tokens long
+    prompt = gsm8k_8shot()
+    ids = vl.encode(prompt)
+    print(f"{args.model}: prompt {len(ids)} tokens, {args.tokens} new tokens, vLLM {settings.dtype}")
+    ponder_run(vl, prompt, 2, 4, 99), raw_run(llm, ids, 2, 4, 99), ponder_run(hf, prompt, 1, 4, 99)  # warm-up
+    rows = []
+    for k, n in enumerate(args.n):
+        raw, pv = raw_run(llm, ids, n, args.tokens, k), ponder_run(vl, prompt, n, args.tokens, k)
+        h = ponder_run(hf, prompt, n, args.tokens, k) if n <= args.hf_max_n else None
+        hf.prefix_cache.clear()
+        row = {"n": n, "raw_vllm_tok_s": n * args.tokens / raw, "ponder_vllm_tok_s": n * args.tokens / pv,
+               "ponder_hf_tok_s": n * args.tokens / h if h else None, "overhead_vs_raw": pv / raw - 1,
+               "vllm_over_hf": h / pv if h else None}
+        rows.append(row)
+        hf_text = f"ponder HF {row['ponder_hf_tok_s']:6.1f} tok/s ({row['vllm_over_hf']:.2f}x)" if h else "HF skipped"
+        print(f"n={n:3d}  raw vLLM {row['raw_vllm_tok_s']:6.1f}  ponder vLLM {row['ponder_vllm_tok_s']:6.1f} tok/s "
+              f"(overhead {row['overhead_vs_raw']:+.1%})  {hf_text}", flush=True)
+    path = save(f"vllm_throughput-{args.model}-{args.dtype}",
+                {"model": args.model, "vllm_dtype": settings.dtype, "hf_dtype": str(hf.network.dtype),
+                 "prompt_tokens": len(ids), "new_tokens": args.tokens, "rows": rows})
+    print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,85 @@
+"""The vLLM backend behind everything above the contract: configs, strategies, verifiers on the
+same engine, problems together, and the real small model loading to the same logits as on HF.
+(The contract itself: test_contract.py.)"""
+import json
+import math
+
+import pytest
+import torch
+from safetensors.torch import save_file
+
+from ponder import Budget, Generator, SamplingParams
+from ponder.errors import PonderError
+from ponder.models import load_model
+from ponder.models.loading import valid_checkpoint
+
+ENGINE = ["model.backend=vllm", "model.vllm.dtype=fp32", "model.vllm.max_model_len=1024", "model.vllm.kv_cache_gb=0.25"]
+
+
+def test_a_strategy_runs_on_vllm_from_the_config_under_its_budget(engine_folder):
+    gen = Generator.from_overrides([f"model.path={engine_folder}", *ENGINE, "strategy=self_consistency",
+                                    "strategy.n=4", "strategy.max_new_tokens=12", "budget.max_generated_tokens=30"])
+    assert gen.model.capabilities.backend == "vllm"
+    res = gen("Tom has 3 apples and buys 5 more.")
+    assert len(res.candidates) >= 2 and res.usage.generated_tokens <= 30
+    assert sum(len(c.completion.token_ids) for c in res.candidates) == res.usage.generated_tokens
+
+
+def test_step_search_with_the_llm_judge_on_the_same_engine(engine_folder):
+    gen = Generator.from_overrides([f"model.path={engine_folder}", *ENGINE, "strategy=beam_search", "strategy.n=4",
+                                    "strategy.beam_width=2", "strategy.max_steps=2", "strategy.max_step_tokens=6",
+                                    "strategy.delimiter=a", "verifier=llm_judge", "budget.max_flops=5e8"])
+    assert gen.verifier.model is gen.model  # the judge scores on the generator's own engine
+    res = gen("Tom has 3 apples and buys 5 more.")
+    assert res.usage.verifier_calls > 0 and res.usage.flops <= 5e8 and res.trace
+    scored = [c.scores["prm"] for c in res.candidates if math.isfinite(c.scores["prm"])]
+    assert scored and all(0.0 <= s <= 1.0 for s in scored)
+
+
+def test_problems_run_together_give_what_each_gives_alone(engine_folder):
+    gen = Generator.from_overrides([f"model.path={engine_folder}", *ENGINE, "strategy=self_consistency",
+                                    "strategy.n=3", "strategy.max_new_tokens=8"])
+    prompts = ["Tom has 3 apples.", "Solve step by step.", "def f(x):"]
+    alone = [gen(p) for p in prompts]
+    together = dict(gen.run_many(prompts, together=3))
+    for i, res in enumerate(alone):
+        assert [c.completion.token_ids for c in together[i].candidates] == [c.completion.token_ids for c in res.candidates]
+        assert together[i].usage.generated_tokens == res.usage.generated_tokens
+
+
+def test_ponder_decoders_ask_for_the_hf_backend(engine_folder):
+    with pytest.raises(PonderError, match="model.backend=hf"):
+        Generator.from_overrides([f"model.path={engine_folder}", *ENGINE, "decoder=ngram"])
+    with pytest.raises(PonderError, match="model.backend must be one of hf, vllm"):
+        Generator.from_overrides([f"model.path={engine_folder}", "model.backend=tgi"])
+    with pytest.raises(PonderError, match="model.vllm.max_model_len"):
+        Generator.from_overrides([f"model.path={engine_folder}", "model.backend=vllm", "model.vllm.max_model_len=abc"])
+
+
+def test_a_prompt_longer_than_the_context_is_refused_before_any_work(engine_folder):
+    model = load_model(engine_folder, backend="vllm", vllm={"dtype": "fp32", "max_model_len": 1024, "kv_cache_gb": 0.25})
+    budget = Budget()
+    with pytest.raises(PonderError, match="max_model_len=1024"):
+        model.generate(["Tom " * 1100], SamplingParams(), budget)
+    assert budget.usage.forward_passes == 0
+
+
+def test_a_converted_folder_without_the_tied_embedding_is_not_valid(tmp_path):
+    (tmp_path / "config.json").write_text(json.dumps({"tie_word_embeddings": True}))
+    save_file({"lm_head.weight": torch.zeros(4, 2)}, str(tmp_path / "model.safetensors"))
+    assert not valid_checkpoint(tmp_path)  # what earlier conversions wrote: vLLM reads it as all zeros
+    save_file({"model.embed_tokens.weight": torch.zeros(4, 2)}, str(tmp_path / "model.safetensors"))
+    assert valid_checkpoint(tmp_path)
+
+
+@pytest.mark.real_model
+def test_smollm2_gives_the_same_tokens_and_logprobs_on_vllm_as_on_hf():
+    """The converted checkpoint is valid for both engines (SmolLM2 ties its embeddings)."""
+    hf = load_model("smollm2-135m", dtype="fp32")
+    vl = load_model("smollm2-135m", backend="vllm", vllm={"dtype": "fp32", "max_model_len": 1024, "kv_cache_gb": 0.25})
+    prompt = hf.chat("What is 2 + 3? Answer briefly.")
+    params = SamplingParams(temperature=0.0, max_new_tokens=24)
+    a, b = hf.generate([prompt], params, Budget())[0][0], vl.generate([prompt], params, Budget())[0][0]
+    assert b.token_ids == a.token_ids and b.text == a.text and "5" in b.text
+    assert b.logprobs == pytest.approx(a.logprobs, abs=2e-3)
+    assert vl.shape == hf.shape  # FLOPs from the config equal those of the loaded network
