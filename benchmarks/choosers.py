@@ -4,7 +4,7 @@ verifier's top pick (best-of-N) and the verifier-weighted vote (weighted best-of
 scored on exactly the candidates one run drew. What differs between them is then the rule
 alone, not the samples.
 
-    python benchmarks/choosers.py benchmarks/results/search-100/qwen2.5-coder-0.5b-prm-weighted_best_of_n-b2000.jsonl
+    python benchmarks/choosers.py benchmarks/results/search_gsm8k/search-100/qwen2.5-coder-0.5b-prm-weighted_best_of_n-b2000.jsonl
 """
 from __future__ import annotations
 
