@@ -19,9 +19,10 @@ def results_dir(script: str) -> Path:
 
 def gsm8k_8shot(question_index: int = 0) -> str:
     """The standard 8-shot chain-of-thought prompt built from the first 8 train problems."""
-    rows = [json.loads(l) for l in open(DATA / "gsm8k" / "train.jsonl")][:8]
+    rows = [json.loads(line) for line in open(DATA / "gsm8k" / "train.jsonl")][:8]
     test = json.loads(open(DATA / "gsm8k" / "test.jsonl").readlines()[question_index])
-    shots = "".join(f"Question: {r['question']}\nAnswer: {r['answer'].replace('####', 'The answer is')}\n\n" for r in rows)
+    shots = "".join(f"Question: {r['question']}\nAnswer: {r['answer'].replace('####', 'The answer is')}\n\n"
+                    for r in rows)
     return shots + f"Question: {test['question']}\nAnswer:"
 
 

