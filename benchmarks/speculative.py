@@ -121,7 +121,7 @@ def main():
     ap.add_argument("--skip-hf", action="store_true", help="no transformers baselines")
     ap.add_argument("--out", help="results name (default speculative-<target>)")
     ap.add_argument("--packed-weights", default="auto", choices=["auto", "off"],
-                    help="model.packed_weights of the target and its draft (README: packed weights)")
+                    help="model.packed_weights of the target and its draft (docs/benchmarks.md: packed weights)")
     args = ap.parse_args()
     out_name = args.out or f"speculative-{args.target}"
 

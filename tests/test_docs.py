@@ -1,5 +1,6 @@
 """Every relative link in the README, docs/ and benchmarks/*.md points at a file or folder that
 exists, without an anchor (anchors break silently when a heading is reworded)."""
+
 from __future__ import annotations
 
 import re

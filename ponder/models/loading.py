@@ -124,7 +124,7 @@ DTYPES = {"bf16": torch.bfloat16, "bfloat16": torch.bfloat16, "fp16": torch.floa
 
 def pick_dtype(dtype: str, device: torch.device) -> torch.dtype:
     """'auto' is bf16 on a GPU and fp32 on a CPU: there fp32 decoded sampled batches on a long
-    prompt 1.5-2.5x faster than bf16, even with bf16 weights packed (benchmarks/dtype.py, README).
+    prompt 1.5-2.5x faster than bf16, even with bf16 weights packed (benchmarks/dtype.py, docs/benchmarks.md).
     A speculative draft model is the exception (`decoder.draft_dtype`)."""
     if dtype == "auto":
         return torch.bfloat16 if device.type == "cuda" else torch.float32
