@@ -4,7 +4,8 @@ verifier's top pick (best-of-N) and the verifier-weighted vote (weighted best-of
 scored on exactly the candidates one run drew. What differs between them is then the rule
 alone, not the samples.
 
-    python benchmarks/choosers.py benchmarks/results/search-100/qwen2.5-coder-0.5b-prm-weighted_best_of_n-b2000.jsonl
+    python benchmarks/choosers.py \
+        benchmarks/results/search_gsm8k/search-100/qwen2.5-coder-0.5b-prm-weighted_best_of_n-b2000.jsonl
 """
 from __future__ import annotations
 
@@ -91,7 +92,8 @@ def main():
     out = compare(args.results, args.verifier)
     for rule, s in out["rules"].items():
         lo, hi = s["accuracy_ci95"]
-        pairs = "  ".join(f"{k}: won {v['won']} lost {v['lost']} p={v['p']:.2g}" for k, v in s.items() if k.startswith("vs"))
+        pairs = "  ".join(f"{k}: won {v['won']} lost {v['lost']} p={v['p']:.2g}"
+                          for k, v in s.items() if k.startswith("vs"))
         print(f"{rule:15s} {s['accuracy']:.3f} [{lo:.3f}, {hi:.3f}]  {pairs}")
     dest = args.results.with_suffix(".choosers.json")
     dest.write_text(json.dumps(out, indent=2) + "\n")

@@ -12,18 +12,26 @@ DATA = Path(os.environ.get("PONDER_DATA", Path(__file__).resolve().parents[2] / 
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
+def results_dir(script: str) -> Path:
+    """A script's own results folder, `results/<its file stem>/` (`script` is the caller's `__file__`)."""
+    return RESULTS / Path(script).stem
+
+
 def gsm8k_8shot(question_index: int = 0) -> str:
     """The standard 8-shot chain-of-thought prompt built from the first 8 train problems."""
-    rows = [json.loads(l) for l in open(DATA / "gsm8k" / "train.jsonl")][:8]
+    rows = [json.loads(line) for line in open(DATA / "gsm8k" / "train.jsonl")][:8]
     test = json.loads(open(DATA / "gsm8k" / "test.jsonl").readlines()[question_index])
-    shots = "".join(f"Question: {r['question']}\nAnswer: {r['answer'].replace('####', 'The answer is')}\n\n" for r in rows)
+    shots = "".join(f"Question: {r['question']}\nAnswer: {r['answer'].replace('####', 'The answer is')}\n\n"
+                    for r in rows)
     return shots + f"Question: {test['question']}\nAnswer:"
 
 
-def save(name: str, payload: dict) -> Path:
-    RESULTS.mkdir(exist_ok=True)
+def save(script: str, name: str, payload: dict) -> Path:
+    """Write `payload` to `results/<script>/<name>.json`, with the machine it ran on."""
+    folder = results_dir(script)
+    folder.mkdir(parents=True, exist_ok=True)
     payload = {"machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
                           f"torch {torch.__version__}, {torch.get_num_threads()} threads", **payload}
-    path = RESULTS / f"{name}.json"
+    path = folder / f"{name}.json"
     path.write_text(json.dumps(payload, indent=2) + "\n")
     return path

@@ -45,7 +45,7 @@ def main():
             prefill, step = measure(model, prompt, n)
             rows.append({"dtype": dtype, "n": n, "prefill_s": prefill, "decode_tok_s": n / step})
             print(f"{dtype}  n={n:2d}  prefill {prefill:6.2f} s   decode {n / step:6.1f} tok/s", flush=True)
-    save(f"dtype-{args.model}", {"model": args.model, "prompt_tokens": len(model.encode(prompt)),
+    save(__file__, f"dtype-{args.model}", {"model": args.model, "prompt_tokens": len(model.encode(prompt)),
                                  "bf16_packed": bf16_available(), "rows": rows})
 
 

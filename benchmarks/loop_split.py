@@ -77,7 +77,7 @@ def main() -> None:
                          "outside forwards": round(secs - inside, 2),
                          **{k: {"calls": n, "seconds": round(s, 2)} for k, (n, s) in sorted(calls.items())}})
             print(runs[-1], flush=True)
-    path = save(args.out, {"target": args.target, **drafter, "decoder": args.decoder, "task": args.task,
+    path = save(__file__, args.out, {"target": args.target, **drafter, "decoder": args.decoder, "task": args.task,
                            "prompts": args.prompts, "tokens": args.tokens,
                            "same outputs": outs["ponder"] == outs["transformers"], "runs": runs})
     print("saved", path)

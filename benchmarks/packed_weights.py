@@ -45,7 +45,7 @@ def main():
                          for b in args.batch}
     result["identical"] = all(same(outs["dense", b], outs["packed", b]) for b in args.batch)
     print("packed / dense:", result["speedup"], "identical greedy output:", result["identical"])
-    save(f"packed-weights-{args.model}", result)
+    save(__file__, f"packed-weights-{args.model}", result)
 
 
 if __name__ == "__main__":

@@ -41,7 +41,7 @@ def main():
         print(rows[-1], flush=True)
     for r in rows:
         r["speedup"] = rows[0]["seconds_per_problem"] / r["seconds_per_problem"]
-    save(f"prm-labels-{args.model}", {"model": args.model, "problems": args.problems, "samples": args.samples,
+    save(__file__, f"prm-labels-{args.model}", {"model": args.model, "problems": args.problems, "samples": args.samples,
                                       "rollouts": args.rollouts, "max_steps": args.max_steps,
                                       "max_new_tokens": args.max_new_tokens, "rows": rows})
 

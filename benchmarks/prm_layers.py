@@ -59,8 +59,9 @@ def main():
     rows = [{"depth": d, "l2": c["l2"], "step_auc": c["cv_step_auc"], "step_auc_ci95": c["cv_step_auc_ci95"],
              "within_problem_auc": c["cv_within_problem_auc"]} for d, c in cv.items()]
     name = args.out or f"prm-layers-{args.body}"
-    path = save(name, {"labels": args.labels, "body": args.body, "problems": len(set(groups)), "steps": len(y),
-                       "reachable_share": float((y > 0).float().mean()), "seconds_features": seconds, "by_depth": rows})
+    path = save(__file__, name, {"labels": args.labels, "body": args.body, "problems": len(set(groups)),
+                                 "steps": len(y), "reachable_share": float((y > 0).float().mean()),
+                                 "seconds_features": seconds, "by_depth": rows})
     plot(rows, path.with_suffix(".png"), args.body, len(set(groups)))
 
 

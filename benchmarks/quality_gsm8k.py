@@ -11,7 +11,7 @@ the two are compared on identical samples. Generated tokens, prompt tokens and F
 problem are exact (the budget module's FLOP model); seconds are the batch's wall time shared
 out by generated tokens.
 
-Per-problem lines go to benchmarks/results/quality/ (resumable: rerun to continue); the
+Per-problem lines go to benchmarks/results/quality_gsm8k/quality/ (resumable: rerun to continue); the
 summary to quality-<model>.json (strategies compared on the problems all of them have done, and
 each on all it has done) and a plot to quality-<model>.png.
 
@@ -25,7 +25,7 @@ import os
 import time
 from pathlib import Path
 
-from common import RESULTS, save
+from common import results_dir, save
 from ponder.bench import drop_partial_line, format_summary, grade, read_results, summarize
 from ponder.budget import Budget
 from ponder.models import load_model
@@ -110,7 +110,7 @@ def main():
     args = ap.parse_args()
     task = GSM8K(limit=args.limit)
     problems = list(task)
-    files = {name: RESULTS / "quality" / f"{args.model}-{name}-t{args.max_new_tokens}.jsonl"
+    files = {name: results_dir(__file__) / "quality" / f"{args.model}-{name}-t{args.max_new_tokens}.jsonl"
              for name in ("greedy", "self_consistency_n8", "adaptive_consistency_n8")}
     for path in files.values():
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -149,7 +149,7 @@ def main():
     summaries = {name: summarize([r for r in rs if r["id"] in common]) for name, rs in rows.items()}
     for name, s in summaries.items():
         print(f"== {name}, the {len(common)} problems every strategy has done\n{format_summary(s)}")
-    path = save(f"quality-{args.model}", {"model": args.model, "task": f"gsm8k test[:{args.limit}]",
+    path = save(__file__, f"quality-{args.model}", {"model": args.model, "task": f"gsm8k test[:{args.limit}]",
                                           "max_new_tokens": args.max_new_tokens, "common_problems": len(common),
                                           "strategies": summaries,
                                           "all_done": {name: summarize(rs) for name, rs in rows.items()}})

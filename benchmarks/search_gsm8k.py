@@ -4,7 +4,7 @@ B x (2 x policy parameters), so the PRM's and verifier's forward passes are paid
 budget as generation. Strategies are sized to about what B pays for (the budget is what
 stops them).
 
-Per (strategy, budget) results go to benchmarks/results/search/ (resumable: rerun to go on);
+Per (strategy, budget) results go to benchmarks/results/search_gsm8k/search/ (resumable: rerun to go on);
 the summary to search-<model>.json and the plot (accuracy against budget, a line per strategy)
 to search-<model>.png; `--out NAME` puts all three under NAME instead (a run kept apart). The
 summary and plot cover every (strategy, budget) the folder holds for --limit problems with
@@ -19,7 +19,7 @@ import argparse
 import json
 from pathlib import Path
 
-from common import RESULTS, save
+from common import results_dir, save
 from ponder.bench import run_benchmark
 from ponder.generator import Generator
 from ponder.models import load_model
@@ -80,7 +80,8 @@ def kept(folder: Path, prefix: str, problems: int, prm) -> dict:
         for budget, s in by.items():
             s["paired"] = {other: paired(folder / f"{prefix}{name}-b{budget}.jsonl",
                                          folder / f"{prefix}{other}-b{budget}.jsonl")
-                           for other in ("greedy", "self_consistency") if other != name and budget in summary.get(other, {})}
+                           for other in ("greedy", "self_consistency")
+                           if other != name and budget in summary.get(other, {})}
     return {name: {str(b): by[b] for b in sorted(by)} for name, by in summary.items()}
 
 
@@ -128,7 +129,8 @@ def main():
     ap.add_argument("--limit", type=int, default=100)
     ap.add_argument("--budgets", type=int, nargs="+", default=[1000, 2000, 4000, 8000])
     ap.add_argument("--only", nargs="*", help="strategy names (default: all)")
-    ap.add_argument("--out", help="results name (default search-<model>); per-run files go to results/<name>/")
+    ap.add_argument("--out", help="results name (default search-<model>); "
+                                  "per-run files go to results/search_gsm8k/<name>/")
     ap.add_argument("--together", type=int, default=1, help="problems run at once, their model calls batched")
     args = ap.parse_args()
     model = load_model(args.model)
@@ -136,7 +138,7 @@ def main():
     per_token = 2.0 * model.shape.params
     tag = "prm" if args.prm else "judge"
     task = GSM8K(limit=args.limit)
-    folder = RESULTS / (args.out or "search")
+    folder = results_dir(__file__) / (args.out or "search")
     for budget in args.budgets:
         for name, strategy in strategies(budget).items():
             if args.only and name not in args.only:
@@ -149,7 +151,7 @@ def main():
             print(f"{name} @ {budget}: accuracy {s['accuracy']:.3f} {s['accuracy_ci95']}, "
                   f"{s['mean_generated_tokens']:.0f} tokens, {s['mean_flops']:.3g} FLOPs", flush=True)
     summary = kept(folder, f"{args.model}-{tag}-", args.limit, prm_record(args.prm))
-    path = save(args.out or f"search-{args.model}", {
+    path = save(__file__, args.out or f"search-{args.model}", {
         "model": args.model, "prm": args.prm or "llm_judge (self, per step)", "problems": args.limit,
         "budgets": sorted({int(b) for d in summary.values() for b in d}), "summary": summary})
     plot(summary, path.with_suffix(".png"), args.model, args.limit)

@@ -43,7 +43,8 @@ def main():
         texts, secs = run(with_decoder(plain, spec))
         rows[spec] = {"seconds": secs, "speedup": base_s / secs, "identical": texts == base}
         print(f"{spec}: {secs:.1f} s, {base_s / secs:.2f}x, identical={texts == base}", flush=True)
-    print(f"wrote {save(f'search-speed-{args.model}', {'model': args.model, 'problems': args.limit, **rows})}")
+    path = save(__file__, f"search-speed-{args.model}", {"model": args.model, "problems": args.limit, **rows})
+    print(f"wrote {path}")
 
 
 if __name__ == "__main__":

@@ -121,7 +121,7 @@ def main():
     ap.add_argument("--skip-hf", action="store_true", help="no transformers baselines")
     ap.add_argument("--out", help="results name (default speculative-<target>)")
     ap.add_argument("--packed-weights", default="auto", choices=["auto", "off"],
-                    help="model.packed_weights of the target and its draft (README: packed weights)")
+                    help="model.packed_weights of the target and its draft (docs/benchmarks.md: packed weights)")
     args = ap.parse_args()
     out_name = args.out or f"speculative-{args.target}"
 
@@ -168,8 +168,9 @@ def main():
                 print(f"  {name}: {result['tok_s']:.2f} tok/s, {result['speedup']:.2f}x plain{per_pass}, "
                       f"identical={result['identical_to_plain']}", flush=True)
             rows.append(row)  # saved as it goes: a run stopped part-way keeps its finished rows
-            path = save(out_name, {"target": args.target, "tokens": args.tokens, "prompts_per_task": args.prompts,
-                                   "packed_weights": args.packed_weights, "pass_cost": cost, "rows": rows})
+            path = save(__file__, out_name, {"target": args.target, "tokens": args.tokens,
+                                             "prompts_per_task": args.prompts, "packed_weights": args.packed_weights,
+                                             "pass_cost": cost, "rows": rows})
             plot(rows, path.with_suffix(".png"), args.target)
     print(f"wrote {path}")
 

@@ -58,7 +58,7 @@ def main():
         print(f"n={n:3d}  ponder {row['ponder_tok_s']:7.1f} tok/s   transformers {row['hf_tok_s']:7.1f} tok/s   "
               f"ratio {row['ratio']:.2f}x", flush=True)
     packed = "-packed" if args.packed_weights == "auto" else ""  # the dense results keep their old name
-    path = save(f"throughput-{args.model}-{args.dtype}{packed}",
+    path = save(__file__, f"throughput-{args.model}-{args.dtype}{packed}",
                 {"model": args.model, "dtype": str(model.network.dtype), "packed_weights": args.packed_weights,
                  "prompt_tokens": len(model.encode(prompt)), "new_tokens": args.tokens, "rows": rows})
     print(f"wrote {path}")

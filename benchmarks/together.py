@@ -50,7 +50,7 @@ def main():
                          "correct": sum(bool(task.check(r.text, p)) for p, r in zip(problems, results)),
                          "mean_generated_tokens": sum(r.usage.generated_tokens for r in results) / len(results)})
             print(rows[-1], flush=True)
-    save(f"together-{args.model}", {"model": args.model, "prm": args.prm, "budget": args.budget,
+    save(__file__, f"together-{args.model}", {"model": args.model, "prm": args.prm, "budget": args.budget,
                                     "problems": args.limit, "rows": rows})
 
 

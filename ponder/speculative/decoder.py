@@ -38,7 +38,7 @@ def configured(network, layers: int | None, attention: str | None):
 
 
 # Rows x cached slots from which ponder's kernel beat the model's SDPA in a whole verification
-# pass of a Qwen2.5-Coder-1.5B-shaped model on an H100 (README, "Tree-attention kernel"). Below
+# pass of a Qwen2.5-Coder-1.5B-shaped model on an H100 (docs/speculative.md, "Tree-attention kernel"). Below
 # it a pass is bound by the host, and a Triton launch costs the host more than SDPA's call.
 KERNEL_MIN_SLOTS = 32 * 4096
 AUTO = "auto"

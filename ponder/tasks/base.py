@@ -31,7 +31,8 @@ def read_jsonl(path: str | os.PathLike, fields: tuple[str, ...]) -> list[dict]:
             try:
                 row = json.loads(line)
             except json.JSONDecodeError as e:
-                raise DatasetError(f"{path}:{n} is not valid JSON ({e.msg}); each line must be one JSON object") from None
+                raise DatasetError(f"{path}:{n} is not valid JSON ({e.msg}); "
+                                   "each line must be one JSON object") from None
             if not isinstance(row, dict):
                 raise DatasetError(f"{path}:{n} is a JSON {type(row).__name__}, not an object")
             missing = [k for k in fields if k not in row]

@@ -28,7 +28,7 @@ def program_for(prompt_code: str, completion: str, entry_point: str | None) -> s
     prompt's imports); a bare function body is appended to the prompt (HumanEval completions)."""
     code = extract_code(completion)
     if entry_point and re.search(rf"^\s*def\s+{re.escape(entry_point)}\s*\(", code, re.M):
-        imports = "\n".join(l for l in prompt_code.splitlines() if l.startswith(("import ", "from ")))
+        imports = "\n".join(line for line in prompt_code.splitlines() if line.startswith(("import ", "from ")))
         return imports + "\n" + code
     return prompt_code + code
 

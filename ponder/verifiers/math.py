@@ -28,7 +28,8 @@ def extract_answer(text: str) -> str | None:
     then the last number in the text. None when there is nothing answer-like."""
     if (boxed := last_boxed(text)) is not None:
         return normalize(boxed)
-    for pattern in (r"####\s*(.+)", r"[Tt]he (?:final )?answer is[:\s]*\$?\\?\(?\s*(.+?)(?:\s*\\?\))?\s*(?:\.\s|\.?$|\n)"):
+    for pattern in (r"####\s*(.+)",
+                    r"[Tt]he (?:final )?answer is[:\s]*\$?\\?\(?\s*(.+?)(?:\s*\\?\))?\s*(?:\.\s|\.?$|\n)"):
         if found := re.findall(pattern, text):
             return normalize(found[-1])
     if numbers := re.findall(_NUMBER, text):

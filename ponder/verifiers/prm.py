@@ -72,7 +72,8 @@ class StepScoring:
 
     def score(self, prompt: str, candidates: Sequence[Candidate], budget: Budget) -> list[float]:
         steps = self.step_scores(prompt, [split_steps(c.text, self.delimiter) for c in candidates], budget)
-        return [aggregate_scores(s, self.aggregate) if s and not any(x != x for x in s) else float("nan") for s in steps]
+        return [aggregate_scores(s, self.aggregate) if s and not any(x != x for x in s) else float("nan")
+                for s in steps]
 
 
 class ProcessRewardModel(StepScoring):
@@ -110,7 +111,8 @@ class ProcessRewardModel(StepScoring):
             if format == "step_tag":
                 self.tag_id, self.step_tag = self.token_id(step_tag, "verifier.step_tag"), step_tag
             elif not getattr(self.tokenizer, "chat_template", None):
-                raise ConfigError(f"verifier.format=chat_turns needs a tokenizer with a chat template; '{path}' has none")
+                raise ConfigError(f"verifier.format=chat_turns needs a tokenizer with a chat template; "
+                                  f"'{path}' has none")
             self.label_ids = [self.token_id(good, "verifier.good"), self.token_id(bad, "verifier.bad")]
             self.good = good
         else:

@@ -140,7 +140,8 @@ def features(net, tokenizer, records, system: str | None, depths) -> dict[int, l
     body = net.base_model
     out = {d: [] for d in depths}
     for r in records:
-        ids = torch.tensor([render_separated(tokenizer, r["question"], r["steps"], SEPARATOR, system)], device=net.device)
+        ids = torch.tensor([render_separated(tokenizer, r["question"], r["steps"], SEPARATOR, system)],
+                           device=net.device)
         # the embeddings, then each layer's output; the last one is the normed last_hidden_state
         hidden = body(input_ids=ids, output_hidden_states=True).hidden_states
         at = ids[0] == sep

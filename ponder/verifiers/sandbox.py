@@ -42,7 +42,8 @@ class SandboxResult:
         return self.status == "ok"
 
 
-def run_python(code: str, timeout: float = 10.0, memory_mb: int = 1024, cpu_seconds: int | None = None) -> SandboxResult:
+def run_python(code: str, timeout: float = 10.0, memory_mb: int = 1024,
+               cpu_seconds: int | None = None) -> SandboxResult:
     """Run `code` as a Python program in the sandbox and report how it ended."""
     if shutil.which("unshare") is None:
         raise SandboxUnavailable("the code sandbox needs `unshare` (util-linux); install it, e.g. "

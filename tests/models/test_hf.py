@@ -87,7 +87,8 @@ def test_stop_strings_cut_the_text_and_end_the_row():
     out = model.generate(["Tom has"], SamplingParams(n=1, temperature=0.0, max_new_tokens=30), Budget())[0][0]
     stop = out.text[3:6]  # something the greedy text is known to contain
     assert stop
-    cut = model.generate(["Tom has"], SamplingParams(n=1, temperature=0.0, max_new_tokens=30, stop=[stop]), Budget())[0][0]
+    cut = model.generate(["Tom has"], SamplingParams(n=1, temperature=0.0, max_new_tokens=30, stop=[stop]),
+                         Budget())[0][0]
     assert cut.finish_reason == "stop" and stop not in cut.text
     assert out.text.startswith(cut.text) and len(cut.token_ids) < 30
 
@@ -102,7 +103,8 @@ def test_stop_rule_eos_and_length():
 def test_per_sample_temperatures_are_recorded_and_zero_is_greedy():
     model = tiny_model()
     model.eos_ids = set()
-    out = model.generate(["Tom has"], SamplingParams(n=3, temperature=[0.0, 1.5], max_new_tokens=8, seed=0), Budget())[0]
+    out = model.generate(["Tom has"], SamplingParams(n=3, temperature=[0.0, 1.5], max_new_tokens=8, seed=0),
+                         Budget())[0]
     assert [c.temperature for c in out] == [0.0, 1.5, 0.0]
     assert out[0].token_ids == out[2].token_ids == hf_greedy(model, "Tom has", 8)
 

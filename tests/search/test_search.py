@@ -153,7 +153,8 @@ def test_search_on_a_real_backend_reuses_the_shared_prefix():
     res = search.run(model, "Solve step by step. 2 + 2 =", TablePRM(), budget)
     assert res.candidates and budget.usage.generated_tokens > 0
     assert budget.usage.cached_prompt_tokens > 0  # expansions extend prefixes already computed
-    res = ParticleFilter(n=3, max_steps=2, max_step_tokens=6, delimiter=" ").run(model, "2 + 2 =", LLMJudge(model), Budget())
+    pf = ParticleFilter(n=3, max_steps=2, max_step_tokens=6, delimiter=" ")
+    res = pf.run(model, "2 + 2 =", LLMJudge(model), Budget())
     assert res.usage.verifier_calls > 0 and len(res.candidates) == 3
 
 

@@ -64,8 +64,8 @@ def test_kept_completions_hold_the_kv_a_prefill_computes(name):
     """A search step's KV kept by a speculative decoder: rows stop part-way through an accepted
     path (the stop string), or run to the length limit, with rejected drafts between."""
     m = model(decoders()[name])
-    out = m.generate(PROMPTS, SamplingParams(n=2, temperature=0.0, max_new_tokens=20, stop=("x/", " step"), extends=True),
-                     Budget())
+    params = SamplingParams(n=2, temperature=0.0, max_new_tokens=20, stop=("x/", " step"), extends=True)
+    out = m.generate(PROMPTS, params, Budget())
     assert {c.finish_reason for row in out for c in row} == {"stop", "length"}
     for prompt, row in zip(PROMPTS, out):
         assert_kept_kv(m, prompt, row[0])
@@ -73,7 +73,8 @@ def test_kept_completions_hold_the_kv_a_prefill_computes(name):
 
 def test_a_perfect_draft_is_accepted_whole():
     dec = decoders()["self_draft"]
-    model(dec).generate(PROMPTS[:1], SamplingParams(n=1, temperature=0.0, max_new_tokens=37), Budget())  # 1 + 6 steps of 6
+    # 37 tokens = the first + 6 steps of 6
+    model(dec).generate(PROMPTS[:1], SamplingParams(n=1, temperature=0.0, max_new_tokens=37), Budget())
     assert dec.stats["emitted"] / dec.stats["row_steps"] == pytest.approx(6.0, abs=0.01)  # 5 drafted + bonus
 
 

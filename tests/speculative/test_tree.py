@@ -45,8 +45,9 @@ def prefix_rows(net, prompts):
         out = net(input_ids=torch.tensor([p]), use_cache=True)
         kvs.append(out.past_key_values)
     for layer in range(net.config.num_hidden_layers):
-        ks = [torch.nn.functional.pad(kv.layers[layer].keys, (0, 0, width - len(p), 0)) for kv, p in zip(kvs, prompts)]
-        vs = [torch.nn.functional.pad(kv.layers[layer].values, (0, 0, width - len(p), 0)) for kv, p in zip(kvs, prompts)]
+        pad = torch.nn.functional.pad
+        ks = [pad(kv.layers[layer].keys, (0, 0, width - len(p), 0)) for kv, p in zip(kvs, prompts)]
+        vs = [pad(kv.layers[layer].values, (0, 0, width - len(p), 0)) for kv, p in zip(kvs, prompts)]
         cache.update(torch.cat(ks), torch.cat(vs), layer)
     mask = torch.zeros(len(prompts), width, dtype=torch.long)
     for r, p in enumerate(prompts):

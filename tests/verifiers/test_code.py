@@ -5,7 +5,8 @@ from ponder.types import Candidate
 from ponder.verifiers.code import CodeVerifier, doctest_examples, extract_code, program_for
 
 P = read_problems()["HumanEval/0"]
-GOOD = ("```python\nfrom typing import List\n\ndef has_close_elements(numbers: List[float], threshold: float) -> bool:\n"
+GOOD = ("```python\nfrom typing import List\n\n"
+        "def has_close_elements(numbers: List[float], threshold: float) -> bool:\n"
         "    return any(abs(a - b) < threshold for i, a in enumerate(numbers) for b in numbers[i + 1:])\n```")
 WRONG = "```python\ndef has_close_elements(numbers, threshold):\n    return False\n```"
 
@@ -29,4 +30,5 @@ def test_public_tests_come_from_the_docstring():
 def test_code_extraction():
     assert extract_code("text\n```python\nx = 1\n```\nmore") == "x = 1\n"
     assert extract_code("x = 2") == "x = 2"
-    assert program_for("import math\ndef f():\n", "```python\ndef f():\n    return 1\n```", "f").startswith("import math")
+    program = program_for("import math\ndef f():\n", "```python\ndef f():\n    return 1\n```", "f")
+    assert program.startswith("import math")

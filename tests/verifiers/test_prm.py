@@ -27,7 +27,8 @@ def tiny_prm(tmp_path_factory, name, seed, tok, arch="llama", **cfg):
     """A tiny random model of a PRM's architecture, saved with its tokenizer; its folder."""
     from transformers import LlamaConfig, LlamaForCausalLM, Qwen2Config, Qwen2ForTokenClassification
 
-    config, cls = {"llama": (LlamaConfig, LlamaForCausalLM), "qwen2-tc": (Qwen2Config, Qwen2ForTokenClassification)}[arch]
+    config, cls = {"llama": (LlamaConfig, LlamaForCausalLM),
+                   "qwen2-tc": (Qwen2Config, Qwen2ForTokenClassification)}[arch]
     torch.manual_seed(seed)
     folder = tmp_path_factory.mktemp(name)
     cls(config(vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
