@@ -7,6 +7,7 @@ alone, not the samples.
     python benchmarks/choosers.py \
         benchmarks/results/search_gsm8k/search-100/qwen2.5-coder-0.5b-prm-weighted_best_of_n-b2000.jsonl
 """
+
 from __future__ import annotations
 
 import argparse
@@ -62,20 +63,26 @@ def compare(path: Path, key: str) -> dict:
     for a, b in (("verifier_top", "vote"), ("weighted_vote", "vote"), ("weighted_vote", "verifier_top")):
         won = sum(p[a] and not p[b] for p in picks)
         lost = sum(p[b] and not p[a] for p in picks)
-        out["rules"][a][f"vs {b}"] = {"won": won, "lost": lost,
-                                       "p": float(binomtest(won, won + lost).pvalue) if won + lost else 1.0}
+        out["rules"][a][f"vs {b}"] = {
+            "won": won,
+            "lost": lost,
+            "p": float(binomtest(won, won + lost).pvalue) if won + lost else 1.0,
+        }
     return out
 
 
 def plot(out: dict, path: Path) -> None:
     import matplotlib
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     rules = out["rules"]
     acc = [s["accuracy"] for s in rules.values()]
-    err = [[a - s["accuracy_ci95"][0] for a, s in zip(acc, rules.values())],
-           [s["accuracy_ci95"][1] - a for a, s in zip(acc, rules.values())]]
+    err = [
+        [a - s["accuracy_ci95"][0] for a, s in zip(acc, rules.values())],
+        [s["accuracy_ci95"][1] - a for a, s in zip(acc, rules.values())],
+    ]
     fig, ax = plt.subplots(figsize=(6, 3.5))
     ax.bar(list(rules), acc, yerr=err, capsize=4, color=["C0", "C1", "C2", "0.7"])
     ax.set_ylabel("accuracy (95% CI)")
@@ -92,8 +99,9 @@ def main():
     out = compare(args.results, args.verifier)
     for rule, s in out["rules"].items():
         lo, hi = s["accuracy_ci95"]
-        pairs = "  ".join(f"{k}: won {v['won']} lost {v['lost']} p={v['p']:.2g}"
-                          for k, v in s.items() if k.startswith("vs"))
+        pairs = "  ".join(
+            f"{k}: won {v['won']} lost {v['lost']} p={v['p']:.2g}" for k, v in s.items() if k.startswith("vs")
+        )
         print(f"{rule:15s} {s['accuracy']:.3f} [{lo:.3f}, {hi:.3f}]  {pairs}")
     dest = args.results.with_suffix(".choosers.json")
     dest.write_text(json.dumps(out, indent=2) + "\n")

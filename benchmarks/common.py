@@ -1,4 +1,5 @@
 """Shared by the benchmark scripts: the 8-shot GSM8K prompt, and writing results."""
+
 from __future__ import annotations
 
 import json
@@ -21,8 +22,9 @@ def gsm8k_8shot(question_index: int = 0) -> str:
     """The standard 8-shot chain-of-thought prompt built from the first 8 train problems."""
     rows = [json.loads(line) for line in open(DATA / "gsm8k" / "train.jsonl")][:8]
     test = json.loads(open(DATA / "gsm8k" / "test.jsonl").readlines()[question_index])
-    shots = "".join(f"Question: {r['question']}\nAnswer: {r['answer'].replace('####', 'The answer is')}\n\n"
-                    for r in rows)
+    shots = "".join(
+        f"Question: {r['question']}\nAnswer: {r['answer'].replace('####', 'The answer is')}\n\n" for r in rows
+    )
     return shots + f"Question: {test['question']}\nAnswer:"
 
 
@@ -30,8 +32,11 @@ def save(script: str, name: str, payload: dict) -> Path:
     """Write `payload` to `results/<script>/<name>.json`, with the machine it ran on."""
     folder = results_dir(script)
     folder.mkdir(parents=True, exist_ok=True)
-    payload = {"machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
-                          f"torch {torch.__version__}, {torch.get_num_threads()} threads", **payload}
+    payload = {
+        "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads",
+        **payload,
+    }
     path = folder / f"{name}.json"
     path.write_text(json.dumps(payload, indent=2) + "\n")
     return path

@@ -6,6 +6,7 @@ the results file records (`bf16_packed`).
 
     python benchmarks/dtype.py --model smollm2-135m
 """
+
 from __future__ import annotations
 
 import argparse
@@ -45,8 +46,16 @@ def main():
             prefill, step = measure(model, prompt, n)
             rows.append({"dtype": dtype, "n": n, "prefill_s": prefill, "decode_tok_s": n / step})
             print(f"{dtype}  n={n:2d}  prefill {prefill:6.2f} s   decode {n / step:6.1f} tok/s", flush=True)
-    save(__file__, f"dtype-{args.model}", {"model": args.model, "prompt_tokens": len(model.encode(prompt)),
-                                 "bf16_packed": bf16_available(), "rows": rows})
+    save(
+        __file__,
+        f"dtype-{args.model}",
+        {
+            "model": args.model,
+            "prompt_tokens": len(model.encode(prompt)),
+            "bf16_packed": bf16_available(),
+            "rows": rows,
+        },
+    )
 
 
 if __name__ == "__main__":

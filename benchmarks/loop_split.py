@@ -9,6 +9,7 @@ ponder's prefix cache cleared before every prompt.
     PONDER_DATA=../shared/data python benchmarks/loop_split.py --task gsm8k --prompts 2 \
         --decoder draft_model:num_tokens=20,min_confidence=0.4
 """
+
 from __future__ import annotations
 
 import argparse
@@ -40,8 +41,11 @@ def time_forwards(network, name: str, into: dict) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--target", default="qwen2.5-coder-1.5b")
-    ap.add_argument("--decoder", default="draft_model:num_tokens=20,min_confidence=0.4",
-                    help="a draft_model or ngram decoder, NAME[:key=value,...] as in speculative.py")
+    ap.add_argument(
+        "--decoder",
+        default="draft_model:num_tokens=20,min_confidence=0.4",
+        help="a draft_model or ngram decoder, NAME[:key=value,...] as in speculative.py",
+    )
     ap.add_argument("--task", default="gsm8k", choices=["gsm8k", "humaneval"])
     ap.add_argument("--prompts", type=int, default=2)
     ap.add_argument("--tokens", type=int, default=64)
@@ -73,13 +77,30 @@ def main() -> None:
             else:
                 outs[name], secs = hf_assisted(target, prompts, args.tokens, **how)
             inside = sum(s for _, s in calls.values())
-            runs.append({"loop": name, "repeat": rep, "seconds": round(secs, 2),
-                         "outside forwards": round(secs - inside, 2),
-                         **{k: {"calls": n, "seconds": round(s, 2)} for k, (n, s) in sorted(calls.items())}})
+            runs.append(
+                {
+                    "loop": name,
+                    "repeat": rep,
+                    "seconds": round(secs, 2),
+                    "outside forwards": round(secs - inside, 2),
+                    **{k: {"calls": n, "seconds": round(s, 2)} for k, (n, s) in sorted(calls.items())},
+                }
+            )
             print(runs[-1], flush=True)
-    path = save(__file__, args.out, {"target": args.target, **drafter, "decoder": args.decoder, "task": args.task,
-                           "prompts": args.prompts, "tokens": args.tokens,
-                           "same outputs": outs["ponder"] == outs["transformers"], "runs": runs})
+    path = save(
+        __file__,
+        args.out,
+        {
+            "target": args.target,
+            **drafter,
+            "decoder": args.decoder,
+            "task": args.task,
+            "prompts": args.prompts,
+            "tokens": args.tokens,
+            "same outputs": outs["ponder"] == outs["transformers"],
+            "runs": runs,
+        },
+    )
     print("saved", path)
 
 

@@ -5,6 +5,7 @@ packed, in one process; and whether packed greedy output equals dense greedy out
 
     PONDER_DATA=../shared/data python benchmarks/packed_weights.py --model qwen2.5-coder-1.5b
 """
+
 from __future__ import annotations
 
 import argparse
@@ -33,16 +34,20 @@ def main():
             timed(model, prompts[:1], 1, 4)
         cost = pass_cost(model)
         row = {"one_token_seconds": cost["one_token_seconds"], "pass_cost_relative": cost["relative"]}
-        print(f"{mode}: one token {cost['one_token_seconds'] * 1e3:.0f} ms; w tokens: "
-              + ", ".join(f"w={w} {r:.2f}x" for w, r in cost["relative"].items()), flush=True)
+        print(
+            f"{mode}: one token {cost['one_token_seconds'] * 1e3:.0f} ms; w tokens: "
+            + ", ".join(f"w={w} {r:.2f}x" for w, r in cost["relative"].items()),
+            flush=True,
+        )
         for batch in args.batch:
             got, secs = timed(model, prompts, batch, args.tokens)
             outs[mode, batch] = got
             row[f"tok_s_batch{batch}"] = sum(map(len, got)) / secs
             print(f"  batch {batch}: {row[f'tok_s_batch{batch}']:.2f} tok/s", flush=True)
         result[mode] = row
-    result["speedup"] = {f"batch{b}": result["packed"][f"tok_s_batch{b}"] / result["dense"][f"tok_s_batch{b}"]
-                         for b in args.batch}
+    result["speedup"] = {
+        f"batch{b}": result["packed"][f"tok_s_batch{b}"] / result["dense"][f"tok_s_batch{b}"] for b in args.batch
+    }
     result["identical"] = all(same(outs["dense", b], outs["packed", b]) for b in args.batch)
     print("packed / dense:", result["speedup"], "identical greedy output:", result["identical"])
     save(__file__, f"packed-weights-{args.model}", result)

@@ -7,6 +7,7 @@ a search compares). Labels are a `train-prm` folder's labels.jsonl; nothing is g
 
     python benchmarks/prm_layers.py --labels runs/prm/qwen2.5-coder-0.5b-smol/labels.jsonl --body smollm2-135m
 """
+
 from __future__ import annotations
 
 import argparse
@@ -22,13 +23,19 @@ from ponder.verifiers.prm_train import choose_depth, features, prm_network
 
 def plot(rows: list[dict], path, body: str, problems: int):
     import matplotlib
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(7, 4))
     depth = [r["depth"] for r in rows]
-    ax.fill_between(depth, [r["step_auc_ci95"][0] for r in rows], [r["step_auc_ci95"][1] for r in rows],
-                    alpha=0.2, label="pooled, 95% CI")
+    ax.fill_between(
+        depth,
+        [r["step_auc_ci95"][0] for r in rows],
+        [r["step_auc_ci95"][1] for r in rows],
+        alpha=0.2,
+        label="pooled, 95% CI",
+    )
     ax.plot(depth, [r["step_auc"] for r in rows], marker="o", label="pooled step AUC")
     ax.plot(depth, [r["within_problem_auc"] for r in rows], marker="s", label="within-problem AUC")
     ax.axhline(0.5, color="gray", lw=0.8, ls="--")
@@ -56,12 +63,30 @@ def main():
     y = torch.tensor([x for r in records for x in r["labels"]])
     groups = [r["problem"] for r in records for _ in r["labels"]]
     _, cv = choose_depth({d: torch.cat(feats[d]) for d in depths}, y, groups, args.steps, 0.01, 0)
-    rows = [{"depth": d, "l2": c["l2"], "step_auc": c["cv_step_auc"], "step_auc_ci95": c["cv_step_auc_ci95"],
-             "within_problem_auc": c["cv_within_problem_auc"]} for d, c in cv.items()]
+    rows = [
+        {
+            "depth": d,
+            "l2": c["l2"],
+            "step_auc": c["cv_step_auc"],
+            "step_auc_ci95": c["cv_step_auc_ci95"],
+            "within_problem_auc": c["cv_within_problem_auc"],
+        }
+        for d, c in cv.items()
+    ]
     name = args.out or f"prm-layers-{args.body}"
-    path = save(__file__, name, {"labels": args.labels, "body": args.body, "problems": len(set(groups)),
-                                 "steps": len(y), "reachable_share": float((y > 0).float().mean()),
-                                 "seconds_features": seconds, "by_depth": rows})
+    path = save(
+        __file__,
+        name,
+        {
+            "labels": args.labels,
+            "body": args.body,
+            "problems": len(set(groups)),
+            "steps": len(y),
+            "reachable_share": float((y > 0).float().mean()),
+            "seconds_features": seconds,
+            "by_depth": rows,
+        },
+    )
     plot(rows, path.with_suffix(".png"), args.body, len(set(groups)))
 
 

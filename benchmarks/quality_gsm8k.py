@@ -17,6 +17,7 @@ each on all it has done) and a plot to quality-<model>.png.
 
     PONDER_DATA=../shared/data python benchmarks/quality_gsm8k.py --model qwen2.5-coder-0.5b
 """
+
 from __future__ import annotations
 
 import argparse
@@ -49,13 +50,27 @@ def sample_flops(shape, prompt_len: int, tokens: int) -> float:
 def row(task, problem, res, cands, prompt_len, shape, seconds):
     tokens = sum(len(c.completion.token_ids) for c in cands)
     flops = shape.forward_flops(prompt_len, 0) + sum(
-        sample_flops(shape, prompt_len, len(c.completion.token_ids)) for c in cands)
-    usage = {"generated_tokens": tokens, "prompt_tokens": prompt_len, "cached_prompt_tokens": 0,
-             "forward_passes": 1 + max(len(c.completion.token_ids) - 1 for c in cands), "flops": flops,
-             "verifier_calls": 0, "seconds": seconds}
-    return {"id": problem.id, "answer": res.answer, **grade(task, problem, res), "budget_exhausted": False,
-            "usage": usage, "text": res.text, "reference": problem.reference,
-            "candidate_answers": [c.answer for c in cands]}
+        sample_flops(shape, prompt_len, len(c.completion.token_ids)) for c in cands
+    )
+    usage = {
+        "generated_tokens": tokens,
+        "prompt_tokens": prompt_len,
+        "cached_prompt_tokens": 0,
+        "forward_passes": 1 + max(len(c.completion.token_ids) - 1 for c in cands),
+        "flops": flops,
+        "verifier_calls": 0,
+        "seconds": seconds,
+    }
+    return {
+        "id": problem.id,
+        "answer": res.answer,
+        **grade(task, problem, res),
+        "budget_exhausted": False,
+        "usage": usage,
+        "text": res.text,
+        "reference": problem.reference,
+        "candidate_answers": [c.answer for c in cands],
+    }
 
 
 def candidates(completions):
@@ -65,7 +80,7 @@ def candidates(completions):
 def decide(strategy: str, cands):
     """(result, candidates it used) by the strategy's own selection code."""
     if strategy == "adaptive_consistency_n8":
-        first = cands[:ADAPTIVE.batch]
+        first = cands[: ADAPTIVE.batch]
         if ADAPTIVE.decided(group_by_answer(first, VERIFIER), len(first)):
             cands = first
     groups = group_by_answer(cands, VERIFIER)
@@ -82,14 +97,21 @@ def append(path: Path, rows: list[dict]) -> None:
 
 def plot(summaries: dict, path):
     import matplotlib
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6, 4))
     for name, s in summaries.items():
         lo, hi = s["accuracy_ci95"]
-        ax.errorbar([s["mean_generated_tokens"]], [s["accuracy"]], yerr=[[s["accuracy"] - lo], [hi - s["accuracy"]]],
-                    fmt="o", capsize=4, label=name)
+        ax.errorbar(
+            [s["mean_generated_tokens"]],
+            [s["accuracy"]],
+            yerr=[[s["accuracy"] - lo], [hi - s["accuracy"]]],
+            fmt="o",
+            capsize=4,
+            label=name,
+        )
     ax.set_xscale("log")
     ax.set_xlabel("generated tokens per problem (log)")
     ax.set_ylabel("accuracy (95% CI)")
@@ -110,23 +132,31 @@ def main():
     args = ap.parse_args()
     task = GSM8K(limit=args.limit)
     problems = list(task)
-    files = {name: results_dir(__file__) / "quality" / f"{args.model}-{name}-t{args.max_new_tokens}.jsonl"
-             for name in ("greedy", "self_consistency_n8", "adaptive_consistency_n8")}
+    files = {
+        name: results_dir(__file__) / "quality" / f"{args.model}-{name}-t{args.max_new_tokens}.jsonl"
+        for name in ("greedy", "self_consistency_n8", "adaptive_consistency_n8")
+    }
     for path in files.values():
         path.parent.mkdir(parents=True, exist_ok=True)
         drop_partial_line(path)
     done = {name: {r["id"] for r in read_results(p)} for name, p in files.items()}
-    model = None if args.summary_only else load_model(args.model, max_batch_rows=max(args.greedy_batch,
-                                                                                      8 * args.sample_batch))
+    model = (
+        None
+        if args.summary_only
+        else load_model(args.model, max_batch_rows=max(args.greedy_batch, 8 * args.sample_batch))
+    )
 
     def run(names, n, temperature, size):
         todo = [p for p in problems if any(p.id not in done[name] for name in names)]
         for start in range(0, len(todo), size):
-            chunk = todo[start:start + size]
+            chunk = todo[start : start + size]
             prompts = [model.chat(p.question) for p in chunk]
             t0 = time.perf_counter()
-            outs = model.generate(prompts, SamplingParams(n=n, temperature=temperature, seed=start,
-                                                          max_new_tokens=args.max_new_tokens), Budget())
+            outs = model.generate(
+                prompts,
+                SamplingParams(n=n, temperature=temperature, seed=start, max_new_tokens=args.max_new_tokens),
+                Budget(),
+            )
             wall = time.perf_counter() - t0
             all_tokens = sum(len(c.token_ids) for comps in outs for c in comps)
             for name in names:
@@ -138,8 +168,11 @@ def main():
                     share = sum(len(c.completion.token_ids) for c in used) / max(all_tokens, 1)
                     rows.append(row(task, problem, res, used, len(model.encode(prompt)), model.shape, wall * share))
                 append(files[name], rows)
-            print(f"{'/'.join(names)}: {start + len(chunk)}/{len(todo)} problems, {all_tokens} tokens "
-                  f"in {wall:.0f} s ({all_tokens / wall:.1f} tok/s)", flush=True)
+            print(
+                f"{'/'.join(names)}: {start + len(chunk)}/{len(todo)} problems, {all_tokens} tokens "
+                f"in {wall:.0f} s ({all_tokens / wall:.1f} tok/s)",
+                flush=True,
+            )
 
     if model is not None:
         run(["greedy"], 1, 0.0, args.greedy_batch)
@@ -149,10 +182,18 @@ def main():
     summaries = {name: summarize([r for r in rs if r["id"] in common]) for name, rs in rows.items()}
     for name, s in summaries.items():
         print(f"== {name}, the {len(common)} problems every strategy has done\n{format_summary(s)}")
-    path = save(__file__, f"quality-{args.model}", {"model": args.model, "task": f"gsm8k test[:{args.limit}]",
-                                          "max_new_tokens": args.max_new_tokens, "common_problems": len(common),
-                                          "strategies": summaries,
-                                          "all_done": {name: summarize(rs) for name, rs in rows.items()}})
+    path = save(
+        __file__,
+        f"quality-{args.model}",
+        {
+            "model": args.model,
+            "task": f"gsm8k test[:{args.limit}]",
+            "max_new_tokens": args.max_new_tokens,
+            "common_problems": len(common),
+            "strategies": summaries,
+            "all_done": {name: summarize(rs) for name, rs in rows.items()},
+        },
+    )
     plot(summaries, path.with_suffix(".png"))
     print(json.dumps({k: round(v["accuracy"], 3) for k, v in summaries.items()}))
 

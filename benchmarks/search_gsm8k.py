@@ -13,6 +13,7 @@ this PRM, so `--only` adds a strategy's points without dropping the others.
     PONDER_DATA=../shared/data python benchmarks/search_gsm8k.py --model qwen2.5-coder-0.5b \
         --prm runs/prm/qwen2.5-coder-0.5b --limit 100 --budgets 1000 2000 4000 8000
 """
+
 from __future__ import annotations
 
 import argparse
@@ -59,8 +60,12 @@ def prm_record(prm: str | None):
 def made_by(model: str, prm: str | None, budget: int, strategy) -> dict:
     """What a results file was made with; a rerun with anything else is refused (a PRM retrained
     into the same folder must not add to the old one's results)."""
-    settings = {"model": model, "prm": prm_record(prm) if strategy.uses_verifier else None, "budget": budget,
-                "strategy": vars(strategy)}
+    settings = {
+        "model": model,
+        "prm": prm_record(prm) if strategy.uses_verifier else None,
+        "budget": budget,
+        "strategy": vars(strategy),
+    }
     return json.loads(json.dumps(settings, default=repr))
 
 
@@ -78,10 +83,11 @@ def kept(folder: Path, prefix: str, problems: int, prm) -> dict:
                 summary.setdefault(name, {})[budget] = s
     for name, by in summary.items():  # paired: the problems one got right and the other wrong
         for budget, s in by.items():
-            s["paired"] = {other: paired(folder / f"{prefix}{name}-b{budget}.jsonl",
-                                         folder / f"{prefix}{other}-b{budget}.jsonl")
-                           for other in ("greedy", "self_consistency")
-                           if other != name and budget in summary.get(other, {})}
+            s["paired"] = {
+                other: paired(folder / f"{prefix}{name}-b{budget}.jsonl", folder / f"{prefix}{other}-b{budget}.jsonl")
+                for other in ("greedy", "self_consistency")
+                if other != name and budget in summary.get(other, {})
+            }
     return {name: {str(b): by[b] for b in sorted(by)} for name, by in summary.items()}
 
 
@@ -99,6 +105,7 @@ def paired(a: Path, b: Path) -> dict:
 
 def plot(summary: dict, path, model: str, problems: int):
     import matplotlib
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
@@ -129,8 +136,9 @@ def main():
     ap.add_argument("--limit", type=int, default=100)
     ap.add_argument("--budgets", type=int, nargs="+", default=[1000, 2000, 4000, 8000])
     ap.add_argument("--only", nargs="*", help="strategy names (default: all)")
-    ap.add_argument("--out", help="results name (default search-<model>); "
-                                  "per-run files go to results/search_gsm8k/<name>/")
+    ap.add_argument(
+        "--out", help="results name (default search-<model>); per-run files go to results/search_gsm8k/<name>/"
+    )
     ap.add_argument("--together", type=int, default=1, help="problems run at once, their model calls batched")
     args = ap.parse_args()
     model = load_model(args.model)
@@ -143,17 +151,30 @@ def main():
         for name, strategy in strategies(budget).items():
             if args.only and name not in args.only:
                 continue
-            gen = Generator(model, strategy, prm if strategy.uses_verifier else None,
-                            budget={"max_flops": budget * per_token})
+            gen = Generator(
+                model, strategy, prm if strategy.uses_verifier else None, budget={"max_flops": budget * per_token}
+            )
             out = folder / f"{args.model}-{tag}-{name}-b{budget}.jsonl"
-            s = run_benchmark(gen, task, out, settings=made_by(args.model, args.prm, budget, strategy),
-                              together=args.together)
-            print(f"{name} @ {budget}: accuracy {s['accuracy']:.3f} {s['accuracy_ci95']}, "
-                  f"{s['mean_generated_tokens']:.0f} tokens, {s['mean_flops']:.3g} FLOPs", flush=True)
+            s = run_benchmark(
+                gen, task, out, settings=made_by(args.model, args.prm, budget, strategy), together=args.together
+            )
+            print(
+                f"{name} @ {budget}: accuracy {s['accuracy']:.3f} {s['accuracy_ci95']}, "
+                f"{s['mean_generated_tokens']:.0f} tokens, {s['mean_flops']:.3g} FLOPs",
+                flush=True,
+            )
     summary = kept(folder, f"{args.model}-{tag}-", args.limit, prm_record(args.prm))
-    path = save(__file__, args.out or f"search-{args.model}", {
-        "model": args.model, "prm": args.prm or "llm_judge (self, per step)", "problems": args.limit,
-        "budgets": sorted({int(b) for d in summary.values() for b in d}), "summary": summary})
+    path = save(
+        __file__,
+        args.out or f"search-{args.model}",
+        {
+            "model": args.model,
+            "prm": args.prm or "llm_judge (self, per step)",
+            "problems": args.limit,
+            "budgets": sorted({int(b) for d in summary.values() for b in d}),
+            "summary": summary,
+        },
+    )
     plot(summary, path.with_suffix(".png"), args.model, args.limit)
     print(json.dumps({k: {b: round(v["accuracy"], 3) for b, v in d.items()} for k, d in summary.items()}))
 

@@ -5,6 +5,7 @@ process: identical results, and the wall-time ratio.
     PONDER_DATA=../shared/data python benchmarks/search_speed.py --model qwen2.5-coder-0.5b \
         --decoders ngram early_exit:exit_layer=12 --limit 5
 """
+
 from __future__ import annotations
 
 import argparse

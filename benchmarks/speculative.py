@@ -13,6 +13,7 @@ decoder.num_tokens=20`) — e.g.
         --decoders draft_model:draft=qwen2.5-coder-0.5b ngram early_exit:exit_layer=8 \
         medusa:heads=runs/medusa/qwen2.5-coder-1.5b --batch 1 4 --tokens 96
 """
+
 from __future__ import annotations
 
 import argparse
@@ -49,7 +50,7 @@ def timed(model, prompts, batch, tokens):
         model.prefix_cache.clear()
         if draft is not None:  # decoders naming one draft share it, and so its prefix cache
             draft.prefix_cache.clear()
-        outs += [row[0].token_ids for row in model.generate(prompts[s:s + batch], params, Budget())]
+        outs += [row[0].token_ids for row in model.generate(prompts[s : s + batch], params, Budget())]
     return outs, time.perf_counter() - t
 
 
@@ -59,9 +60,15 @@ def hf_assisted(target, prompts, tokens, **how):
     for p in prompts:
         ids = torch.tensor([target.encode(p)], device=target.device)
         with torch.inference_mode():
-            out = target.network.generate(ids, attention_mask=torch.ones_like(ids), do_sample=False,
-                                          max_new_tokens=tokens, pad_token_id=target.tokenizer.eos_token_id, **how)
-        outs.append(out[0, ids.shape[1]:].tolist())
+            out = target.network.generate(
+                ids,
+                attention_mask=torch.ones_like(ids),
+                do_sample=False,
+                max_new_tokens=tokens,
+                pad_token_id=target.tokenizer.eos_token_id,
+                **how,
+            )
+        outs.append(out[0, ids.shape[1] :].tolist())
     return outs, time.perf_counter() - t
 
 
@@ -75,9 +82,12 @@ def interleaved(runs: dict, prompts, batch: int, tokens: int):
     before = {name: dict(m.decoder.stats) for name, m in runs.items() if hasattr(getattr(m, "decoder", None), "stats")}
     for s in range(0, len(prompts), batch):
         for name, run in runs.items():
-            chunk = prompts[s:s + batch]
-            got, t = hf_assisted(runs["plain"], chunk, tokens, **run) if isinstance(run, dict) else \
-                timed(run, chunk, batch, tokens)
+            chunk = prompts[s : s + batch]
+            got, t = (
+                hf_assisted(runs["plain"], chunk, tokens, **run)
+                if isinstance(run, dict)
+                else timed(run, chunk, batch, tokens)
+            )
             outs[name] += got
             secs[name] += t
     stats = {name: {k: runs[name].decoder.stats[k] - v for k, v in b.items()} for name, b in before.items()}
@@ -120,8 +130,12 @@ def main():
     ap.add_argument("--hf-draft", default="qwen2.5-coder-0.5b", help="assistant_model for transformers' baseline")
     ap.add_argument("--skip-hf", action="store_true", help="no transformers baselines")
     ap.add_argument("--out", help="results name (default speculative-<target>)")
-    ap.add_argument("--packed-weights", default="auto", choices=["auto", "off"],
-                    help="model.packed_weights of the target and its draft (docs/benchmarks.md: packed weights)")
+    ap.add_argument(
+        "--packed-weights",
+        default="auto",
+        choices=["auto", "off"],
+        help="model.packed_weights of the target and its draft (docs/benchmarks.md: packed weights)",
+    )
     args = ap.parse_args()
     out_name = args.out or f"speculative-{args.target}"
 
@@ -129,8 +143,11 @@ def main():
     prompts = {t: task_prompts(plain, t, args.prompts) for t in args.tasks}
     timed(plain, next(iter(prompts.values()))[:1], 1, 4)  # warm-up
     cost = pass_cost(plain)
-    print("cost of one forward pass over w tokens, relative to one token:",
-          ", ".join(f"w={w}: {r:.2f}x" for w, r in cost["relative"].items()), flush=True)
+    print(
+        "cost of one forward pass over w tokens, relative to one token:",
+        ", ".join(f"w={w}: {r:.2f}x" for w, r in cost["relative"].items()),
+        flush=True,
+    )
     # one model (and one loaded draft) per decoder, sharing the target's weights
     fast = {spec: with_decoder(plain, spec) for spec in args.decoders}
     # transformers' assisted generation gets each draft network ponder loaded under --hf-draft
@@ -157,26 +174,42 @@ def main():
             for name in runs:
                 if name == "plain":
                     continue
-                result = {"tok_s": n_tokens / secs[name], "speedup": base_s / secs[name],
-                          "identical_to_plain": same(outs[name], base)}
+                result = {
+                    "tok_s": n_tokens / secs[name],
+                    "speedup": base_s / secs[name],
+                    "identical_to_plain": same(outs[name], base),
+                }
                 if name in fast:
                     result["tokens_per_target_pass"] = stats[name]["emitted"] / max(stats[name]["row_steps"], 1)
                     row["decoders"][name] = result
                 else:
                     row[name] = result
                 per_pass = f", {result['tokens_per_target_pass']:.2f} tokens/pass" if name in fast else ""
-                print(f"  {name}: {result['tok_s']:.2f} tok/s, {result['speedup']:.2f}x plain{per_pass}, "
-                      f"identical={result['identical_to_plain']}", flush=True)
+                print(
+                    f"  {name}: {result['tok_s']:.2f} tok/s, {result['speedup']:.2f}x plain{per_pass}, "
+                    f"identical={result['identical_to_plain']}",
+                    flush=True,
+                )
             rows.append(row)  # saved as it goes: a run stopped part-way keeps its finished rows
-            path = save(__file__, out_name, {"target": args.target, "tokens": args.tokens,
-                                             "prompts_per_task": args.prompts, "packed_weights": args.packed_weights,
-                                             "pass_cost": cost, "rows": rows})
+            path = save(
+                __file__,
+                out_name,
+                {
+                    "target": args.target,
+                    "tokens": args.tokens,
+                    "prompts_per_task": args.prompts,
+                    "packed_weights": args.packed_weights,
+                    "pass_cost": cost,
+                    "rows": rows,
+                },
+            )
             plot(rows, path.with_suffix(".png"), args.target)
     print(f"wrote {path}")
 
 
 def plot(rows, path, target):
     import matplotlib
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 

@@ -5,6 +5,7 @@ tokens/s is n * tokens / seconds.
 
     python benchmarks/throughput.py --model smollm2-135m --n 1 4 16
 """
+
 from __future__ import annotations
 
 import argparse
@@ -29,9 +30,17 @@ def hf_run(model, prompt, n, tokens):
     ids = torch.tensor([model.encode(prompt)])
     t = time.perf_counter()
     with torch.inference_mode():
-        out = model.network.generate(ids, attention_mask=torch.ones_like(ids), do_sample=True, temperature=0.7,
-                                     top_k=0, num_return_sequences=n, max_new_tokens=tokens,
-                                     min_new_tokens=tokens, pad_token_id=model.tokenizer.eos_token_id)
+        out = model.network.generate(
+            ids,
+            attention_mask=torch.ones_like(ids),
+            do_sample=True,
+            temperature=0.7,
+            top_k=0,
+            num_return_sequences=n,
+            max_new_tokens=tokens,
+            min_new_tokens=tokens,
+            pad_token_id=model.tokenizer.eos_token_id,
+        )
     dt = time.perf_counter() - t
     assert out.shape == (n, ids.shape[1] + tokens)
     return dt
@@ -55,12 +64,24 @@ def main():
         p, h = ponder_run(model, prompt, n, args.tokens), hf_run(model, prompt, n, args.tokens)
         row = {"n": n, "ponder_tok_s": n * args.tokens / p, "hf_tok_s": n * args.tokens / h, "ratio": h / p}
         rows.append(row)
-        print(f"n={n:3d}  ponder {row['ponder_tok_s']:7.1f} tok/s   transformers {row['hf_tok_s']:7.1f} tok/s   "
-              f"ratio {row['ratio']:.2f}x", flush=True)
+        print(
+            f"n={n:3d}  ponder {row['ponder_tok_s']:7.1f} tok/s   transformers {row['hf_tok_s']:7.1f} tok/s   "
+            f"ratio {row['ratio']:.2f}x",
+            flush=True,
+        )
     packed = "-packed" if args.packed_weights == "auto" else ""  # the dense results keep their old name
-    path = save(__file__, f"throughput-{args.model}-{args.dtype}{packed}",
-                {"model": args.model, "dtype": str(model.network.dtype), "packed_weights": args.packed_weights,
-                 "prompt_tokens": len(model.encode(prompt)), "new_tokens": args.tokens, "rows": rows})
+    path = save(
+        __file__,
+        f"throughput-{args.model}-{args.dtype}{packed}",
+        {
+            "model": args.model,
+            "dtype": str(model.network.dtype),
+            "packed_weights": args.packed_weights,
+            "prompt_tokens": len(model.encode(prompt)),
+            "new_tokens": args.tokens,
+            "rows": rows,
+        },
+    )
     print(f"wrote {path}")
 
 

@@ -6,6 +6,7 @@ and the PRM's), so the later runs are not served by the earlier ones' work.
     PONDER_DATA=../shared/data python benchmarks/together.py --model qwen2.5-coder-0.5b \
         --prm runs/prm/qwen2.5-coder-0.5b-smol --strategies beam_search self_consistency --limit 4 --together 1 4
 """
+
 from __future__ import annotations
 
 import argparse
@@ -44,14 +45,23 @@ def main():
             seconds = time.perf_counter() - t0
             results = [results[i] for i in range(len(problems))]
             first, first_seconds = first or results, first_seconds or seconds
-            rows.append({"strategy": name, "together": k, "seconds_per_problem": seconds / len(problems),
-                         "speedup": first_seconds / seconds,
-                         "same_text_as_first": sum(a.text == b.text for a, b in zip(results, first)),
-                         "correct": sum(bool(task.check(r.text, p)) for p, r in zip(problems, results)),
-                         "mean_generated_tokens": sum(r.usage.generated_tokens for r in results) / len(results)})
+            rows.append(
+                {
+                    "strategy": name,
+                    "together": k,
+                    "seconds_per_problem": seconds / len(problems),
+                    "speedup": first_seconds / seconds,
+                    "same_text_as_first": sum(a.text == b.text for a, b in zip(results, first)),
+                    "correct": sum(bool(task.check(r.text, p)) for p, r in zip(problems, results)),
+                    "mean_generated_tokens": sum(r.usage.generated_tokens for r in results) / len(results),
+                }
+            )
             print(rows[-1], flush=True)
-    save(__file__, f"together-{args.model}", {"model": args.model, "prm": args.prm, "budget": args.budget,
-                                    "problems": args.limit, "rows": rows})
+    save(
+        __file__,
+        f"together-{args.model}",
+        {"model": args.model, "prm": args.prm, "budget": args.budget, "problems": args.limit, "rows": rows},
+    )
 
 
 if __name__ == "__main__":

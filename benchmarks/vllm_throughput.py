@@ -7,6 +7,7 @@ least 2x ponder on HF at n=16.
 
     python benchmarks/vllm_throughput.py --model smollm2-135m --n 1 4 16 64
 """
+
 from __future__ import annotations
 
 import argparse
@@ -29,8 +30,10 @@ def ponder_run(model, prompt, n, tokens, seed):
 def raw_run(llm, ids, n, tokens, seed):
     from vllm import SamplingParams as VSampling
 
-    params = [VSampling(temperature=0.7, max_tokens=tokens, ignore_eos=True, seed=seed * 1000 + s, logprobs=0)
-              for s in range(n)]  # one request per sample, as ponder sends them
+    params = [
+        VSampling(temperature=0.7, max_tokens=tokens, ignore_eos=True, seed=seed * 1000 + s, logprobs=0)
+        for s in range(n)
+    ]  # one request per sample, as ponder sends them
     t = time.perf_counter()
     out = llm.generate([{"prompt_token_ids": ids}] * n, params, use_tqdm=False)
     dt = time.perf_counter() - t
@@ -65,16 +68,32 @@ def main():
         raw, pv = raw_run(llm, ids, n, args.tokens, k), ponder_run(vl, prompt, n, args.tokens, k)
         h = ponder_run(hf, prompt, n, args.tokens, k) if n <= args.hf_max_n else None
         hf.prefix_cache.clear()
-        row = {"n": n, "raw_vllm_tok_s": n * args.tokens / raw, "ponder_vllm_tok_s": n * args.tokens / pv,
-               "ponder_hf_tok_s": n * args.tokens / h if h else None, "overhead_vs_raw": pv / raw - 1,
-               "vllm_over_hf": h / pv if h else None}
+        row = {
+            "n": n,
+            "raw_vllm_tok_s": n * args.tokens / raw,
+            "ponder_vllm_tok_s": n * args.tokens / pv,
+            "ponder_hf_tok_s": n * args.tokens / h if h else None,
+            "overhead_vs_raw": pv / raw - 1,
+            "vllm_over_hf": h / pv if h else None,
+        }
         rows.append(row)
         hf_text = f"ponder HF {row['ponder_hf_tok_s']:6.1f} tok/s ({row['vllm_over_hf']:.2f}x)" if h else "HF skipped"
-        print(f"n={n:3d}  raw vLLM {row['raw_vllm_tok_s']:6.1f}  ponder vLLM {row['ponder_vllm_tok_s']:6.1f} tok/s "
-              f"(overhead {row['overhead_vs_raw']:+.1%})  {hf_text}", flush=True)
-    path = save(f"vllm_throughput-{args.model}-{args.dtype}",
-                {"model": args.model, "vllm_dtype": settings.dtype, "hf_dtype": str(hf.network.dtype),
-                 "prompt_tokens": len(ids), "new_tokens": args.tokens, "rows": rows})
+        print(
+            f"n={n:3d}  raw vLLM {row['raw_vllm_tok_s']:6.1f}  ponder vLLM {row['ponder_vllm_tok_s']:6.1f} tok/s "
+            f"(overhead {row['overhead_vs_raw']:+.1%})  {hf_text}",
+            flush=True,
+        )
+    path = save(
+        f"vllm_throughput-{args.model}-{args.dtype}",
+        {
+            "model": args.model,
+            "vllm_dtype": settings.dtype,
+            "hf_dtype": str(hf.network.dtype),
+            "prompt_tokens": len(ids),
+            "new_tokens": args.tokens,
+            "rows": rows,
+        },
+    )
     print(f"wrote {path}")
 
 

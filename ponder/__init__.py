@@ -1,14 +1,25 @@
 """ponder: inference-time scaling and fast decoding for language models."""
+
 from ponder.budget import Budget, BudgetTooSmall, Usage
 from ponder.models import load_model
 from ponder.types import Candidate, Completion, Result, SamplingParams
 
-__all__ = ["Budget", "BudgetTooSmall", "Usage", "load_model", "Candidate", "Completion", "Result",
-           "SamplingParams", "Generator"]
+__all__ = [
+    "Budget",
+    "BudgetTooSmall",
+    "Usage",
+    "load_model",
+    "Candidate",
+    "Completion",
+    "Result",
+    "SamplingParams",
+    "Generator",
+]
 
 
 def __getattr__(name):  # Generator pulls in hydra; import it only when asked for
     if name == "Generator":
         from ponder.generator import Generator
+
         return Generator
     raise AttributeError(name)

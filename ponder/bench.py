@@ -1,5 +1,6 @@
 """Benchmark runs: every problem of a task through a Generator, one JSON line per problem
 written as it finishes (a killed run loses nothing; a rerun resumes), then a summary."""
+
 from __future__ import annotations
 
 import json
@@ -41,13 +42,21 @@ def grade(task, problem, result) -> dict:
     for cand in result.candidates:
         if cand.text not in verdicts:
             verdicts[cand.text] = task.check(cand.text, problem)
-    correct = verdicts.get(result.text) if result.text in verdicts else (
-        task.check(result.text, problem) if result.text else False)
-    return {"correct": bool(correct), "pass_at_k": any(verdicts.values()) or bool(correct),
-            "n_candidates": len(result.candidates),
-            # each candidate without its text, and its verdict: other choosers can be compared on them later
-            "candidates": [{**{k: v for k, v in c.to_dict().items() if k != "text"}, "correct": bool(verdicts[c.text])}
-                           for c in result.candidates]}
+    correct = (
+        verdicts.get(result.text)
+        if result.text in verdicts
+        else (task.check(result.text, problem) if result.text else False)
+    )
+    return {
+        "correct": bool(correct),
+        "pass_at_k": any(verdicts.values()) or bool(correct),
+        "n_candidates": len(result.candidates),
+        # each candidate without its text, and its verdict: other choosers can be compared on them later
+        "candidates": [
+            {**{k: v for k, v in c.to_dict().items() if k != "text"}, "correct": bool(verdicts[c.text])}
+            for c in result.candidates
+        ],
+    }
 
 
 def drop_partial_line(path: Path) -> None:
@@ -68,14 +77,17 @@ def resume_cache(path: Path, settings: dict | None, what: str) -> list[dict]:
     if settings is not None:
         meta = path.with_suffix(".settings.json")
         if records and meta.is_file() and json.loads(meta.read_text()) != settings:
-            raise ConfigError(f"{path} holds {what} made with other settings ({meta.read_text().strip()}); "
-                              "write to another folder (out= or --out) or delete it")
+            raise ConfigError(
+                f"{path} holds {what} made with other settings ({meta.read_text().strip()}); "
+                "write to another folder (out= or --out) or delete it"
+            )
         meta.write_text(json.dumps(settings) + "\n")
     return records
 
 
-def run_benchmark(generator, task, out: str | os.PathLike, progress: bool = True, settings: dict | None = None,
-                  together: int = 1) -> dict:
+def run_benchmark(
+    generator, task, out: str | os.PathLike, progress: bool = True, settings: dict | None = None, together: int = 1
+) -> dict:
     """Run every problem not yet in `out`, `together` at a time (their model calls batched; a
     line is written as each finishes); return the summary of all of `out`. With `settings`
     (what made the results: model, strategy, verifier...), a rerun refuses to add to results
@@ -85,16 +97,30 @@ def run_benchmark(generator, task, out: str | os.PathLike, progress: bool = True
     done = {r["id"] for r in earlier}
     todo = [p for p in task if p.id not in done]
     graded, correct = len(earlier), sum(r.get("correct", False) for r in earlier)
-    with open(out, "a") as f, tqdm(total=len(task), initial=len(task) - len(todo), disable=not progress,
-                                   desc=f"{task.name}", unit="problem", dynamic_ncols=True) as bar:
+    with (
+        open(out, "a") as f,
+        tqdm(
+            total=len(task),
+            initial=len(task) - len(todo),
+            disable=not progress,
+            desc=f"{task.name}",
+            unit="problem",
+            dynamic_ncols=True,
+        ) as bar,
+    ):
         for i, result in generator.run_many([p.question for p in todo], together):
             problem = todo[i]
             try:
                 if isinstance(result, BaseException):
                     raise result  # what the problem's strategy raised
-                row = {"id": problem.id, "answer": result.answer, **grade(task, problem, result),
-                       "budget_exhausted": result.budget_exhausted, "usage": asdict(result.usage),
-                       "text": result.text}
+                row = {
+                    "id": problem.id,
+                    "answer": result.answer,
+                    **grade(task, problem, result),
+                    "budget_exhausted": result.budget_exhausted,
+                    "usage": asdict(result.usage),
+                    "text": result.text,
+                }
             except PonderError:
                 raise  # a user mistake (budget, config) fails every problem alike: stop and say so
             except Exception as e:  # one bad problem must not cost the run
@@ -118,10 +144,14 @@ def summarize(rows: list[dict]) -> dict:
     correct, covered = sum(r["correct"] for r in ok), sum(r["pass_at_k"] for r in ok)
     mean = lambda key: sum(r["usage"][key] for r in ok) / n if n else 0.0
     return {
-        "problems": len(rows), "errors": len(rows) - n,
-        "accuracy": correct / n if n else 0.0, "accuracy_ci95": wilson(correct, n),
-        "coverage": covered / n if n else 0.0, "coverage_ci95": wilson(covered, n),
-        "mean_generated_tokens": mean("generated_tokens"), "mean_flops": mean("flops"),
+        "problems": len(rows),
+        "errors": len(rows) - n,
+        "accuracy": correct / n if n else 0.0,
+        "accuracy_ci95": wilson(correct, n),
+        "coverage": covered / n if n else 0.0,
+        "coverage_ci95": wilson(covered, n),
+        "mean_generated_tokens": mean("generated_tokens"),
+        "mean_flops": mean("flops"),
         "mean_seconds": mean("seconds"),
         "budget_exhausted": sum(r["budget_exhausted"] for r in ok) / n if n else 0.0,
     }
@@ -130,8 +160,10 @@ def summarize(rows: list[dict]) -> dict:
 def format_summary(s: dict) -> str:
     lo, hi = s["accuracy_ci95"]
     clo, chi = s["coverage_ci95"]
-    return (f"problems {s['problems']} (errors {s['errors']})\n"
-            f"accuracy {s['accuracy']:.3f}  95% CI [{lo:.3f}, {hi:.3f}]\n"
-            f"coverage (pass@k) {s['coverage']:.3f}  95% CI [{clo:.3f}, {chi:.3f}]\n"
-            f"per problem: {s['mean_generated_tokens']:.1f} generated tokens, {s['mean_flops']:.3g} FLOPs, "
-            f"{s['mean_seconds']:.2f} s; budget ran out on {s['budget_exhausted']:.1%}")
+    return (
+        f"problems {s['problems']} (errors {s['errors']})\n"
+        f"accuracy {s['accuracy']:.3f}  95% CI [{lo:.3f}, {hi:.3f}]\n"
+        f"coverage (pass@k) {s['coverage']:.3f}  95% CI [{clo:.3f}, {chi:.3f}]\n"
+        f"per problem: {s['mean_generated_tokens']:.1f} generated tokens, {s['mean_flops']:.3g} FLOPs, "
+        f"{s['mean_seconds']:.2f} s; budget ran out on {s['budget_exhausted']:.1%}"
+    )

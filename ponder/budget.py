@@ -14,6 +14,7 @@ tied or not), L the number of layers and d_attn = heads * head_dim. The first te
 matmuls (Kaplan et al. 2020, "Scaling Laws for Neural Language Models"), the second the
 QK^T and AV products. Cached prompt tokens are free.
 """
+
 from __future__ import annotations
 
 import math
@@ -30,24 +31,24 @@ class BudgetTooSmall(PonderError):
 @dataclass
 class Usage:
     generated_tokens: int = 0
-    prompt_tokens: int = 0           # prompt tokens actually computed
-    cached_prompt_tokens: int = 0    # prompt tokens served from a prefix cache (free)
+    prompt_tokens: int = 0  # prompt tokens actually computed
+    cached_prompt_tokens: int = 0  # prompt tokens served from a prefix cache (free)
     forward_passes: int = 0
     flops: float = 0.0
     verifier_calls: int = 0
     seconds: float = 0.0
-    draft_tokens: int = 0            # tokens a speculative proposer offered, rejected ones included
-    draft_forward_passes: int = 0    # forward passes of a draft model or early-exit draft
-    draft_flops: float = 0.0         # the part of `flops` spent drafting
+    draft_tokens: int = 0  # tokens a speculative proposer offered, rejected ones included
+    draft_forward_passes: int = 0  # forward passes of a draft model or early-exit draft
+    draft_flops: float = 0.0  # the part of `flops` spent drafting
 
 
 @dataclass(frozen=True)
 class ModelShape:
     """What the FLOP model needs to know about a network."""
 
-    params: int    # excluding the input embedding
+    params: int  # excluding the input embedding
     layers: int
-    d_attn: int    # heads * head_dim
+    d_attn: int  # heads * head_dim
 
     def forward_flops(self, new_tokens: int, context_start: int) -> float:
         """FLOPs of computing `new_tokens` tokens after `context_start` cached positions."""
@@ -76,9 +77,15 @@ class Budget:
     construction or at `start()`.
     """
 
-    def __init__(self, max_generated_tokens: int | None = None, max_prompt_tokens: int | None = None,
-                 max_forward_passes: int | None = None, max_flops: float | None = None,
-                 max_verifier_calls: int | None = None, max_seconds: float | None = None):
+    def __init__(
+        self,
+        max_generated_tokens: int | None = None,
+        max_prompt_tokens: int | None = None,
+        max_forward_passes: int | None = None,
+        max_flops: float | None = None,
+        max_verifier_calls: int | None = None,
+        max_seconds: float | None = None,
+    ):
         self.limits = {}
         for arg, value in locals().items():
             if arg in _LIMITS and value is not None:
@@ -118,8 +125,12 @@ class Budget:
         return k
 
     def can_prefill(self, tokens: int, flops: float) -> bool:
-        ok = (tokens <= self.remaining("prompt_tokens") and flops <= self.remaining("flops")
-              and self.remaining("forward_passes") >= 1 and self.remaining("seconds") > 0)
+        ok = (
+            tokens <= self.remaining("prompt_tokens")
+            and flops <= self.remaining("flops")
+            and self.remaining("forward_passes") >= 1
+            and self.remaining("seconds") > 0
+        )
         if not ok:
             self.exhausted = True
         return ok
@@ -146,7 +157,8 @@ class Budget:
                 arg = next(a for a, u in _LIMITS.items() if u == f.name)
                 raise BudgetTooSmall(
                     f"budget.{arg}={limit} cannot pay for a single step of {what}, which needs "
-                    f"{f.name}={need:.4g}; raise budget.{arg} to at least {need:.4g} or set it to null")
+                    f"{f.name}={need:.4g}; raise budget.{arg} to at least {need:.4g} or set it to null"
+                )
 
     def draft_meter(self) -> "DraftMeter":
         return DraftMeter(self)
@@ -172,7 +184,14 @@ class DraftMeter:
     def can_prefill(self, tokens: int, flops: float) -> bool:
         return self.budget.remaining("seconds") > 0 and flops <= self.budget.remaining("flops")
 
-    def charge(self, generated_tokens: int = 0, prompt_tokens: int = 0, cached_prompt_tokens: int = 0,
-               forward_passes: int = 0, flops: float = 0.0) -> None:
-        self.budget.charge(draft_tokens=generated_tokens, draft_forward_passes=forward_passes,
-                           draft_flops=flops, flops=flops)
+    def charge(
+        self,
+        generated_tokens: int = 0,
+        prompt_tokens: int = 0,
+        cached_prompt_tokens: int = 0,
+        forward_passes: int = 0,
+        flops: float = 0.0,
+    ) -> None:
+        self.budget.charge(
+            draft_tokens=generated_tokens, draft_forward_passes=forward_passes, draft_flops=flops, flops=flops
+        )

@@ -1,4 +1,5 @@
 """The `ponder` command: `ponder run ...`, `ponder bench ...`, with Hydra overrides and `-m` sweeps."""
+
 from __future__ import annotations
 
 import hashlib
@@ -68,9 +69,11 @@ def run(cfg) -> None:
     u = result.usage
     print(result.text.strip())
     print(f"\nanswer: {result.answer}")
-    print(f"[{len(result.candidates)} candidates; {u.generated_tokens} generated + {u.prompt_tokens} prompt tokens "
-          f"({u.cached_prompt_tokens} cached), {u.forward_passes} forward passes, {u.flops:.3g} FLOPs, "
-          f"{u.seconds:.1f} s{'; budget exhausted' if result.budget_exhausted else ''}]")
+    print(
+        f"[{len(result.candidates)} candidates; {u.generated_tokens} generated + {u.prompt_tokens} prompt tokens "
+        f"({u.cached_prompt_tokens} cached), {u.forward_passes} forward passes, {u.flops:.3g} FLOPs, "
+        f"{u.seconds:.1f} s{'; budget exhausted' if result.budget_exhausted else ''}]"
+    )
 
 
 def bench(cfg) -> None:
@@ -96,8 +99,21 @@ def train_medusa(cfg) -> None:
     questions = [p.question for p in GSM8K(path=cfg.data, split="train", limit=cfg.problems, template="{question}")]
     model = instantiate(cfg.model, "model")
     out = cfg.out or f"runs/medusa/{Path(str(cfg.model.path)).name}"
-    metrics = train(model, out, questions, cfg.num_heads, cfg.num_layers, cfg.share_lm_head, cfg.max_new_tokens,
-                    cfg.epochs, cfg.lr, cfg.batch_positions, cfg.heldout, cfg.seed, cfg.loss_vocab)
+    metrics = train(
+        model,
+        out,
+        questions,
+        cfg.num_heads,
+        cfg.num_layers,
+        cfg.share_lm_head,
+        cfg.max_new_tokens,
+        cfg.epochs,
+        cfg.lr,
+        cfg.batch_positions,
+        cfg.heldout,
+        cfg.seed,
+        cfg.loss_vocab,
+    )
     print(json.dumps(metrics, indent=2))
     print(f"heads saved to {out}; use them with decoder=medusa decoder.heads={out}")
 
@@ -113,10 +129,25 @@ def train_prm(cfg) -> None:
     model = instantiate(cfg.model, "model")
     out = cfg.out or f"runs/prm/{Path(str(cfg.model.path)).name}"
     body = load_model(str(cfg.body)) if cfg.body else None
-    metrics = train(model, out, task, problems, cfg.samples, cfg.rollouts, cfg.delimiter, cfg.max_new_tokens,
-                    cfg.max_steps, cfg.temperature, cfg.heldout, cfg.steps, cfg.lr, cfg.seed,
-                    batch_problems=cfg.batch_problems, body=body,
-                    depths=list(cfg.depths) if cfg.depths else None)
+    metrics = train(
+        model,
+        out,
+        task,
+        problems,
+        cfg.samples,
+        cfg.rollouts,
+        cfg.delimiter,
+        cfg.max_new_tokens,
+        cfg.max_steps,
+        cfg.temperature,
+        cfg.heldout,
+        cfg.steps,
+        cfg.lr,
+        cfg.seed,
+        batch_problems=cfg.batch_problems,
+        body=body,
+        depths=list(cfg.depths) if cfg.depths else None,
+    )
     print(json.dumps(metrics, indent=2))
     print(f"PRM saved to {out}; use it with verifier=prm verifier.path={out}")
 

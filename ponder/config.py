@@ -1,5 +1,6 @@
 """Hydra composition and instantiation: the only library module that imports Hydra (used by
 the CLI, Generator.from_overrides and benchmark entry points)."""
+
 from __future__ import annotations
 
 from typing import Sequence

@@ -1,4 +1,5 @@
 """Generator: one model + decoder + strategy + verifier + budget, called on a prompt."""
+
 from __future__ import annotations
 
 from typing import Iterator, Sequence
@@ -31,8 +32,9 @@ class Generator:
 
         decoder = instantiate(cfg.decoder, "decoder")
         model = instantiate(cfg.model, "model", decoder=decoder)
-        return cls(model, instantiate(cfg.strategy, "strategy"), instantiate(cfg.verifier, "verifier"),
-                   dict(cfg.budget))
+        return cls(
+            model, instantiate(cfg.strategy, "strategy"), instantiate(cfg.verifier, "verifier"), dict(cfg.budget)
+        )
 
     @classmethod
     def from_overrides(cls, overrides: Sequence[str] = ()) -> "Generator":
@@ -43,9 +45,13 @@ class Generator:
     def first_step(self, prompt: str) -> Usage:
         """What the cheapest useful step costs: prefilling the prompt, one token, one verifier call."""
         n = len(self.model.encode(self.model.chat(prompt)))
-        return Usage(generated_tokens=1, prompt_tokens=n, forward_passes=1,
-                     flops=self.model.shape.forward_flops(n, 0),
-                     verifier_calls=int(self.strategy.uses_verifier))
+        return Usage(
+            generated_tokens=1,
+            prompt_tokens=n,
+            forward_passes=1,
+            flops=self.model.shape.forward_flops(n, 0),
+            verifier_calls=int(self.strategy.uses_verifier),
+        )
 
     def budget_for(self, prompt: str, budget: Budget | None = None) -> Budget:
         """A fresh budget of this generator's limits (or `budget`), refused now if it cannot pay
@@ -66,5 +72,6 @@ class Generator:
 
         check_number("together", together, minimum=1, integer=True)
         prompts = list(prompts)
-        return run_together(self.model, self.verifier, self.strategy, prompts,
-                            lambda i: self.budget_for(prompts[i]), together)
+        return run_together(
+            self.model, self.verifier, self.strategy, prompts, lambda i: self.budget_for(prompts[i]), together
+        )

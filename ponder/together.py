@@ -12,6 +12,7 @@ alone, up to float rounding in the batched passes. Its `seconds` are wall time w
 the machine. If a merged `generate_many` raises, its calls are served again one by one, so only
 the problem whose request fails gets the error (the others pay for the lost attempt's work too).
 """
+
 from __future__ import annotations
 
 import threading
@@ -134,8 +135,9 @@ class Hub:
             c.done.set()
 
 
-def run_together(model, verifier, strategy, prompts: list[str], budget_for: Callable[[int], Budget],
-                 together: int) -> Iterator[tuple[int, Result | BaseException]]:
+def run_together(
+    model, verifier, strategy, prompts: list[str], budget_for: Callable[[int], Budget], together: int
+) -> Iterator[tuple[int, Result | BaseException]]:
     """`strategy.run` on every prompt, up to `together` at a time, prompt i under the budget
     `budget_for(i)` (made in this thread when the problem starts); yields (i, its Result) as each
     problem finishes, or (i, the exception its strategy raised)."""

@@ -1,4 +1,5 @@
 """Plain dataclasses that cross component boundaries."""
+
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
@@ -23,8 +24,8 @@ class SamplingParams:
     stop: Sequence[str] = ()
     seed: int | None = None
     extends: bool = False  # intent: later prompts will extend these completions (the next step of a
-                           # search node); each backend picks its mechanism (HF keeps the completions'
-                           # KV in its prefix cache, vLLM's automatic prefix caching needs nothing)
+    # search node); each backend picks its mechanism (HF keeps the completions'
+    # KV in its prefix cache, vLLM's automatic prefix caching needs nothing)
 
     def __post_init__(self):
         if self.n < 1:
@@ -79,8 +80,12 @@ class Candidate:
         out = {"text": self.text, "answer": self.answer, "scores": self.scores}
         if self.completion is not None:
             c = self.completion
-            out.update(finish_reason=c.finish_reason, num_tokens=len(c.token_ids),
-                       mean_logprob=c.mean_logprob, temperature=c.temperature)
+            out.update(
+                finish_reason=c.finish_reason,
+                num_tokens=len(c.token_ids),
+                mean_logprob=c.mean_logprob,
+                temperature=c.temperature,
+            )
         return out
 
 

@@ -22,6 +22,7 @@ def pytest_collection_modifyitems(config, items):
 def smollm2():
     """The real SmolLM2-135M-Instruct (CI fetches it; see .ci/run)."""
     from ponder.models import load_model
+
     return load_model("smollm2-135m")
 
 

@@ -1,4 +1,5 @@
 """Shared fakes: a tiny random Llama built in code (no download) and a scripted LM."""
+
 from __future__ import annotations
 
 import functools
@@ -9,9 +10,12 @@ from ponder.budget import ModelShape
 from ponder.protocols import Capabilities
 from ponder.types import Completion
 
-CORPUS = ["Tom has 3 apples and buys 5 more. How many apples does he have? The answer is 8.",
-          "Solve step by step. 2 + 2 = 4. 10 - 3 = 7. #### 42", "def f(x):\n    return x + 1\n",
-          "Yes No Is the proposed solution correct? Problem: Proposed solution:"] * 4
+CORPUS = [
+    "Tom has 3 apples and buys 5 more. How many apples does he have? The answer is 8.",
+    "Solve step by step. 2 + 2 = 4. 10 - 3 = 7. #### 42",
+    "def f(x):\n    return x + 1\n",
+    "Yes No Is the proposed solution correct? Problem: Proposed solution:",
+] * 4
 
 
 @functools.lru_cache(maxsize=None)
@@ -23,8 +27,10 @@ def tiny_tokenizer(chat: bool = False):
     bpe.train_from_iterator(CORPUS, vocab_size=320, min_frequency=1, special_tokens=["<eos>", "<pad>"])
     tok = PreTrainedTokenizerFast(tokenizer_object=bpe._tokenizer, eos_token="<eos>", pad_token="<pad>")
     if chat:
-        tok.chat_template = ("{% for m in messages %}<{{ m['role'] }}>{{ m['content'] }}<eos>{% endfor %}"
-                             "{% if add_generation_prompt %}<assistant>{% endif %}")
+        tok.chat_template = (
+            "{% for m in messages %}<{{ m['role'] }}>{{ m['content'] }}<eos>{% endfor %}"
+            "{% if add_generation_prompt %}<assistant>{% endif %}"
+        )
     return tok
 
 
@@ -32,9 +38,18 @@ def tiny_network(seed: int = 0, layers: int = 2, classifier: bool = False, num_l
     from transformers import LlamaConfig, LlamaForCausalLM, LlamaForSequenceClassification
 
     tok = tiny_tokenizer()
-    cfg = LlamaConfig(vocab_size=len(tok), hidden_size=64, intermediate_size=128, num_hidden_layers=layers,
-                      num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512,
-                      eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id, num_labels=num_labels)
+    cfg = LlamaConfig(
+        vocab_size=len(tok),
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=layers,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=512,
+        eos_token_id=tok.eos_token_id,
+        pad_token_id=tok.pad_token_id,
+        num_labels=num_labels,
+    )
     torch.manual_seed(seed)
     net = (LlamaForSequenceClassification if classifier else LlamaForCausalLM)(cfg).eval()
     with torch.no_grad():  # sharpen the random distribution so samples are not uniform noise
@@ -50,9 +65,19 @@ def engine_network(seed: int = 0):
     from transformers import LlamaConfig, LlamaForCausalLM
 
     tok = tiny_tokenizer()
-    cfg = LlamaConfig(vocab_size=len(tok), hidden_size=128, intermediate_size=256, num_hidden_layers=2,
-                      num_attention_heads=2, num_key_value_heads=1, head_dim=64, max_position_embeddings=1024,
-                      eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id, tie_word_embeddings=False)
+    cfg = LlamaConfig(
+        vocab_size=len(tok),
+        hidden_size=128,
+        intermediate_size=256,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        num_key_value_heads=1,
+        head_dim=64,
+        max_position_embeddings=1024,
+        eos_token_id=tok.eos_token_id,
+        pad_token_id=tok.pad_token_id,
+        tie_word_embeddings=False,
+    )
     torch.manual_seed(seed)
     net = LlamaForCausalLM(cfg).eval()
     with torch.no_grad():
@@ -149,6 +174,7 @@ class TableVerifier:
 
     def extract_answer(self, text):
         from ponder.verifiers.math import extract_answer
+
         return extract_answer(text)
 
     def score(self, prompt, candidates, budget):

@@ -35,8 +35,14 @@ def test_bench_writes_a_line_per_problem_and_summarizes(tmp_path):
 
 def test_a_killed_run_resumes_where_it_stopped(tmp_path):
     out = tmp_path / "r.jsonl"
-    done = {"id": "t-0", "correct": True, "pass_at_k": True, "n_candidates": 1, "budget_exhausted": False,
-            "usage": {"generated_tokens": 1, "flops": 0, "seconds": 0}}
+    done = {
+        "id": "t-0",
+        "correct": True,
+        "pass_at_k": True,
+        "n_candidates": 1,
+        "budget_exhausted": False,
+        "usage": {"generated_tokens": 1, "flops": 0, "seconds": 0},
+    }
     out.write_text(json.dumps(done) + "\n" + '{"id": "t-1", "corr')  # killed mid-write
     model = ScriptedModel(["The answer is 5"] * 3)
     s = run_benchmark(Generator(model, SelfConsistency(n=1)), make_task(tmp_path), out, progress=False)
@@ -54,8 +60,12 @@ def test_a_failing_problem_is_recorded_and_the_run_goes_on(tmp_path):
 
     task = make_task(tmp_path, 3)
     task.template = "{question}"
-    s = run_benchmark(Generator(Flaky(["The answer is 0", "The answer is 2"]), SelfConsistency(n=1)),
-                      task, tmp_path / "r.jsonl", progress=False)
+    s = run_benchmark(
+        Generator(Flaky(["The answer is 0", "The answer is 2"]), SelfConsistency(n=1)),
+        task,
+        tmp_path / "r.jsonl",
+        progress=False,
+    )
     rows = read_results(tmp_path / "r.jsonl")
     assert rows[1]["error"] == "RuntimeError: model crashed" and s["errors"] == 1 and s["accuracy"] == 1.0
     assert summarize([])["accuracy"] == 0.0
@@ -67,15 +77,26 @@ def test_results_made_with_other_settings_are_not_added_to(tmp_path):
 
     out = tmp_path / "r.jsonl"
     made_by = {"strategy": "self_consistency", "prm": {"problems": 7}}
-    run_benchmark(Generator(ScriptedModel(["The answer is 0"] * 4), SelfConsistency(n=1)), make_task(tmp_path), out,
-                  progress=False, settings=made_by)
+    run_benchmark(
+        Generator(ScriptedModel(["The answer is 0"] * 4), SelfConsistency(n=1)),
+        make_task(tmp_path),
+        out,
+        progress=False,
+        settings=made_by,
+    )
     model = ScriptedModel(["The answer is 0"] * 4)
     with pytest.raises(ConfigError, match="other settings"):
-        run_benchmark(Generator(model, SelfConsistency(n=1)), make_task(tmp_path, 6), out, progress=False,
-                      settings={**made_by, "prm": {"problems": 96}})
+        run_benchmark(
+            Generator(model, SelfConsistency(n=1)),
+            make_task(tmp_path, 6),
+            out,
+            progress=False,
+            settings={**made_by, "prm": {"problems": 96}},
+        )
     assert not model.calls and len(read_results(out)) == 4
-    s = run_benchmark(Generator(model, SelfConsistency(n=1)), make_task(tmp_path, 6), out, progress=False,
-                      settings=made_by)  # the same settings go on: the 2 new problems only
+    s = run_benchmark(
+        Generator(model, SelfConsistency(n=1)), make_task(tmp_path, 6), out, progress=False, settings=made_by
+    )  # the same settings go on: the 2 new problems only
     assert len(model.calls) == 2 and s["problems"] == 6
 
 

@@ -24,8 +24,9 @@ def test_affordable_rows_respects_every_limit():
 
 
 def test_require_refuses_a_budget_too_small_for_one_step_and_says_what_to_do():
-    with pytest.raises(BudgetTooSmall,
-                       match=r"max_prompt_tokens=10 .* needs prompt_tokens=50.*raise budget.max_prompt_tokens"):
+    with pytest.raises(
+        BudgetTooSmall, match=r"max_prompt_tokens=10 .* needs prompt_tokens=50.*raise budget.max_prompt_tokens"
+    ):
         Budget(max_prompt_tokens=10).require(Usage(prompt_tokens=50), "greedy")
     Budget(max_prompt_tokens=50).require(Usage(prompt_tokens=50), "greedy")
 

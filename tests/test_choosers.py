@@ -1,5 +1,6 @@
 """benchmarks/choosers.py scores each rule on a run's kept candidates: on the same samples, each
 rule must pick what the strategy that uses it picked."""
+
 import importlib.util
 import json
 from pathlib import Path
@@ -18,9 +19,11 @@ spec.loader.exec_module(choosers)
 # are right, the top score wrong; 1: only the vote is right; 2: the top score and the weighted vote
 # are right, the vote wrong.
 RIGHT, RIGHT2, WRONG, WRONG2 = "The answer is {}", "So the answer is {}", "The answer is 9{}", "So the answer is 9{}"
-SAMPLES = [[(RIGHT, 0.5), (WRONG, 0.9), (RIGHT2, 0.5)],
-           [(RIGHT, 0.3), (WRONG, 0.9), (RIGHT2, 0.3)],
-           [(WRONG, 0.2), (RIGHT, 0.9), (WRONG2, 0.2)]]
+SAMPLES = [
+    [(RIGHT, 0.5), (WRONG, 0.9), (RIGHT2, 0.5)],
+    [(RIGHT, 0.3), (WRONG, 0.9), (RIGHT2, 0.3)],
+    [(WRONG, 0.2), (RIGHT, 0.9), (WRONG2, 0.2)],
+]
 
 
 def run(tmp_path, strategy) -> Path:
@@ -29,14 +32,21 @@ def run(tmp_path, strategy) -> Path:
     texts = [t.format(i) for i, row in enumerate(SAMPLES) for t, _ in row]
     table = {t.format(i): s for i, row in enumerate(SAMPLES) for t, s in row}
     out = tmp_path / f"{type(strategy).__name__}.jsonl"
-    run_benchmark(Generator(ScriptedModel(texts), strategy, TableVerifier(table)), JSONLTask(path=str(task)), out,
-                  progress=False)
+    run_benchmark(
+        Generator(ScriptedModel(texts), strategy, TableVerifier(table)), JSONLTask(path=str(task)), out, progress=False
+    )
     return out
 
 
 def test_each_rule_picks_what_its_strategy_picked(tmp_path):
-    runs = {rule: run(tmp_path, s) for rule, s in
-            (("vote", SelfConsistency(n=3)), ("verifier_top", BestOfN(n=3)), ("weighted_vote", WeightedBestOfN(n=3)))}
+    runs = {
+        rule: run(tmp_path, s)
+        for rule, s in (
+            ("vote", SelfConsistency(n=3)),
+            ("verifier_top", BestOfN(n=3)),
+            ("weighted_vote", WeightedBestOfN(n=3)),
+        )
+    }
     out = choosers.compare(runs["weighted_vote"], "table")
     acc = {rule: s["accuracy"] for rule, s in out["rules"].items()}
     assert acc == {"vote": 2 / 3, "verifier_top": 1 / 3, "weighted_vote": 2 / 3, "any (coverage)": 1.0}

@@ -1,4 +1,5 @@
 """The `ponder` command as a user runs it."""
+
 import json
 import os
 import subprocess
@@ -8,8 +9,14 @@ ENV = dict(os.environ, HYDRA_FULL_ERROR="0")
 
 
 def ponder(*args, env=None, cwd=None):
-    return subprocess.run([sys.executable, "-m", "ponder.cli", *args], capture_output=True, text=True,
-                          env=env or ENV, cwd=cwd, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "ponder.cli", *args],
+        capture_output=True,
+        text=True,
+        env=env or ENV,
+        cwd=cwd,
+        timeout=300,
+    )
 
 
 def assert_user_error(r, *phrases):
@@ -19,8 +26,14 @@ def assert_user_error(r, *phrases):
 
 
 def test_run_prints_one_json_object(tiny_folder):
-    r = ponder("run", f"model.path={tiny_folder}", "prompt=Tom has 3 apples, then 5 more? (say it)", "output=json",
-               "strategy.n=2", "strategy.max_new_tokens=4")
+    r = ponder(
+        "run",
+        f"model.path={tiny_folder}",
+        "prompt=Tom has 3 apples, then 5 more? (say it)",
+        "output=json",
+        "strategy.n=2",
+        "strategy.max_new_tokens=4",
+    )
     assert r.returncode == 0, r.stderr
     out = json.loads(r.stdout)
     assert set(out) == {"answer", "text", "candidates", "usage", "budget_exhausted"}
@@ -34,10 +47,14 @@ def test_unknown_names_list_the_valid_ones():
 
 
 def test_malformed_values_name_the_key(tiny_folder):
-    assert_user_error(ponder("run", f"model.path={tiny_folder}", "strategy.n=abc", "prompt=hi"),
-                      "strategy.n must be an integer, got 'abc'")
-    assert_user_error(ponder("run", f"model.path={tiny_folder}", "budget.max_flops=-5", "prompt=hi"),
-                      "budget.max_flops must be a non-negative number")
+    assert_user_error(
+        ponder("run", f"model.path={tiny_folder}", "strategy.n=abc", "prompt=hi"),
+        "strategy.n must be an integer, got 'abc'",
+    )
+    assert_user_error(
+        ponder("run", f"model.path={tiny_folder}", "budget.max_flops=-5", "prompt=hi"),
+        "budget.max_flops must be a non-negative number",
+    )
     assert_user_error(ponder("bench", "task=jsonl"), "task=jsonl needs task.path")
     assert_user_error(ponder("run", f"model.path={tiny_folder}"), 'needs a question: prompt="..."')
 
@@ -50,8 +67,14 @@ def test_a_missing_model_says_how_to_get_it(tmp_path):
 def test_bench_and_multirun_sweep(tiny_folder, tmp_path):
     data = tmp_path / "my.jsonl"
     data.write_text("".join(json.dumps({"q": f"What is {i} + 1?", "a": i + 1}) + "\n" for i in range(3)))
-    common = [f"model.path={tiny_folder}", "task=jsonl", f"task.path={data}", "task.question_field=q",
-              "task.answer_field=a", "strategy.max_new_tokens=4"]
+    common = [
+        f"model.path={tiny_folder}",
+        "task=jsonl",
+        f"task.path={data}",
+        "task.question_field=q",
+        "task.answer_field=a",
+        "strategy.max_new_tokens=4",
+    ]
     r = ponder("bench", *common, "strategy=greedy", f"out={tmp_path}/g.jsonl", "together=2")
     assert r.returncode == 0, r.stderr
     rows = [json.loads(line) for line in (tmp_path / "g.jsonl").read_text().splitlines()]

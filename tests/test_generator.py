@@ -7,8 +7,15 @@ from ponder.verifiers import LLMJudge
 
 
 def test_from_overrides_builds_and_runs_under_the_budget(tiny_folder):
-    gen = Generator.from_overrides([f"model.path={tiny_folder}", "strategy=self_consistency", "strategy.n=3",
-                                    "strategy.max_new_tokens=6", "budget.max_generated_tokens=10"])
+    gen = Generator.from_overrides(
+        [
+            f"model.path={tiny_folder}",
+            "strategy=self_consistency",
+            "strategy.n=3",
+            "strategy.max_new_tokens=6",
+            "budget.max_generated_tokens=10",
+        ]
+    )
     assert isinstance(gen.strategy, SelfConsistency) and gen.strategy.n == 3
     res = gen("Tom has 3 apples and buys 5 more. How many apples does he have?")
     assert res.usage.generated_tokens <= 10 and res.budget_exhausted
@@ -41,8 +48,15 @@ def test_config_mistakes_are_ponder_errors():
 
 
 def test_llm_judge_defaults_to_the_generator_model(tiny_folder):
-    gen = Generator.from_overrides([f"model.path={tiny_folder}", "verifier=llm_judge", "strategy=best_of_n",
-                                    "strategy.n=2", "strategy.max_new_tokens=4"])
+    gen = Generator.from_overrides(
+        [
+            f"model.path={tiny_folder}",
+            "verifier=llm_judge",
+            "strategy=best_of_n",
+            "strategy.n=2",
+            "strategy.max_new_tokens=4",
+        ]
+    )
     assert isinstance(gen.verifier, LLMJudge) and gen.verifier.model is gen.model
     res = gen("Tom has 3 apples")
     assert all(0 <= c.scores["llm_judge"] <= 1 for c in res.candidates) and res.usage.verifier_calls == 2

@@ -1,5 +1,6 @@
 """Problems run together: their model calls share decode batches, yet each problem spends and
 draws exactly what it would alone."""
+
 from dataclasses import asdict
 
 import pytest
@@ -30,8 +31,10 @@ def test_requests_decoded_together_draw_and_spend_what_they_would_alone():
     # request 3 (the shortest prompt) pays FLOPs for about 8 steps of its rows
     flops = alone.shape.forward_flops(3, 0) + 8 * alone.shape.decode_flops([12, 12])
     limits = ({}, {}, {"max_generated_tokens": 20}, {"max_flops": flops})
-    requests = [([p], SamplingParams(n=n, temperature=t, max_new_tokens=12, seed=s), limit)
-                for p, n, t, s, limit in zip(PROMPTS, (3, 1, 2, 2), (0.9, 0.0, [0.5, 1.3], 1.0), (0, 1, 2, 3), limits)]
+    requests = [
+        ([p], SamplingParams(n=n, temperature=t, max_new_tokens=12, seed=s), limit)
+        for p, n, t, s, limit in zip(PROMPTS, (3, 1, 2, 2), (0.9, 0.0, [0.5, 1.3], 1.0), (0, 1, 2, 3), limits)
+    ]
     passes = count_passes(together)
     budgets = [Budget(**limit) for *_, limit in requests]
     merged = together.generate_many([(p, params, b) for (p, params, _), b in zip(requests, budgets)])
@@ -105,15 +108,18 @@ def test_a_decoder_that_takes_one_request_at_a_time_is_served_them_in_turn():
     from ponder.speculative import ngram
 
     fast = HFModel(tiny_network(0), tiny_tokenizer(), decoder=ngram(num_tokens=3))
-    texts = {k: [r.text for _, r in sorted(Generator(fast, Greedy(max_new_tokens=10)).run_many(PROMPTS, together=k))]
-             for k in (1, 4)}
+    texts = {
+        k: [r.text for _, r in sorted(Generator(fast, Greedy(max_new_tokens=10)).run_many(PROMPTS, together=k))]
+        for k in (1, 4)
+    }
     assert texts[4] == texts[1] and fast.decoder.stats["row_steps"] > 0
 
 
 def test_answers_are_compared_by_math_verify_even_in_a_problems_thread():
     # 1/2 and 0.5 are one answer only to math-verify, whose timeout needs the main thread
-    gen = Generator(ScriptedModel(["The answer is 3", "The answer is 1/2", "The answer is 0.5"] * 2),
-                    SelfConsistency(n=3))
+    gen = Generator(
+        ScriptedModel(["The answer is 3", "The answer is 1/2", "The answer is 0.5"] * 2), SelfConsistency(n=3)
+    )
     out = dict(gen.run_many(["q0", "q1"], together=2))
     assert out[0].answer == out[1].answer == "1/2"
 

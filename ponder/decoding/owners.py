@@ -6,6 +6,7 @@ allowed, charged and sampled as it would be if its request were decoded alone, s
 together spend and draw what they would spend and draw one at a time (up to float rounding in
 the batched matmuls).
 """
+
 from __future__ import annotations
 
 from collections import defaultdict
@@ -57,8 +58,9 @@ class RowOwners:
                 amounts.update(forward_passes=1, flops=sum(flops[j] for j in js))
             self.budgets[o].charge(**amounts)
 
-    def sample(self, logits: torch.Tensor, temps: torch.Tensor, rows: list[int], top_p: float, top_k: int
-               ) -> tuple[torch.Tensor, torch.Tensor]:
+    def sample(
+        self, logits: torch.Tensor, temps: torch.Tensor, rows: list[int], top_p: float, top_k: int
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """One token per row of logits [len(rows), vocab], each request's rows drawn with its own
         generator; returns tokens [len(rows)] and their log-probabilities [len(rows)]."""
         groups = self._by_owner(rows)

@@ -1,4 +1,5 @@
 """The plain token loop: one forward pass per new token for every unfinished row."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -14,11 +15,11 @@ from ponder.decoding.stops import StopRule
 class DecodeBatch:
     """Rows ready to decode: prompts already prefilled, left-padded into one KV cache."""
 
-    cache: object                  # transformers Cache holding [rows, kv_heads, prefix, head_dim]
-    attention_mask: torch.Tensor   # [rows, prefix] 1 for real tokens, 0 for left padding
-    lengths: list[int]             # real context length of each row
-    last_logits: torch.Tensor      # [rows, vocab] float32: logits for each row's first new token
-    temperatures: torch.Tensor     # [rows]
+    cache: object  # transformers Cache holding [rows, kv_heads, prefix, head_dim]
+    attention_mask: torch.Tensor  # [rows, prefix] 1 for real tokens, 0 for left padding
+    lengths: list[int]  # real context length of each row
+    last_logits: torch.Tensor  # [rows, vocab] float32: logits for each row's first new token
+    temperatures: torch.Tensor  # [rows]
     token_ids: list[tuple[int, ...]] | None = None  # each row's prompt tokens (speculative proposers read them)
     keep_kv: list[bool] | None = None  # rows whose KV (prompt and tokens fed) to return in RowOutput.kv
 
@@ -28,8 +29,10 @@ def row_kv(cache, mask: torch.Tensor, position: int, length: int) -> list[tuple[
     left padding, not a rejected draft) of the row at `position` of a batch cache,
     [1, kv_heads, length, head_dim]."""
     index = mask[position].nonzero()[:length, 0]
-    return [(layer.keys[position:position + 1, :, index], layer.values[position:position + 1, :, index])
-            for layer in cache.layers]
+    return [
+        (layer.keys[position : position + 1, :, index], layer.values[position : position + 1, :, index])
+        for layer in cache.layers
+    ]
 
 
 def save_kv(batch: DecodeBatch, outs: list, rows, cache, mask: torch.Tensor) -> None:
@@ -46,7 +49,7 @@ class RowOutput:
     logprobs: list[float]
     finish_reason: str | None = None
     kv: list[tuple[torch.Tensor, torch.Tensor]] | None = None  # with DecodeBatch.keep_kv: the KV of the
-                                                               # prompt and every token but the last
+    # prompt and every token but the last
 
 
 class PlainDecoder:
@@ -58,8 +61,16 @@ class PlainDecoder:
     def bind(self, model) -> None:
         pass  # plain decoding needs nothing of the model beyond what each call passes
 
-    def decode(self, network, batch: DecodeBatch, stop: StopRule, shape: ModelShape, owners: RowOwners,
-               top_p: float, top_k: int) -> list[RowOutput]:
+    def decode(
+        self,
+        network,
+        batch: DecodeBatch,
+        stop: StopRule,
+        shape: ModelShape,
+        owners: RowOwners,
+        top_p: float,
+        top_k: int,
+    ) -> list[RowOutput]:
         rows = len(batch.lengths)
         outs = [RowOutput([], []) for _ in range(rows)]
         active = list(range(rows))  # batch position -> row
@@ -106,8 +117,13 @@ class PlainDecoder:
             mask = torch.cat([mask, mask.new_ones(len(active), 1)], dim=1)
             positions = torch.tensor(lengths, device=mask.device)[:, None] - 1
             with torch.inference_mode():
-                out = network(input_ids=tokens[:, None], attention_mask=mask, position_ids=positions,
-                              past_key_values=cache, use_cache=True)
+                out = network(
+                    input_ids=tokens[:, None],
+                    attention_mask=mask,
+                    position_ids=positions,
+                    past_key_values=cache,
+                    use_cache=True,
+                )
             logits = out.logits[:, -1].float()
             owners.charge(active, flops=[shape.decode_flops([n]) for n in lengths])
             allowed = list(range(len(active)))

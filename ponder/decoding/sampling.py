@@ -1,11 +1,13 @@
 """Turning logits into tokens: temperature, top-k, top-p, and seeded sampling."""
+
 from __future__ import annotations
 
 import torch
 
 
-def processed_probs(logits: torch.Tensor, temperatures: torch.Tensor, top_p: float = 1.0,
-                    top_k: int = 0) -> torch.Tensor:
+def processed_probs(
+    logits: torch.Tensor, temperatures: torch.Tensor, top_p: float = 1.0, top_k: int = 0
+) -> torch.Tensor:
     """The distribution tokens are drawn from: logits [rows, vocab] float32 after temperature
     [rows], top-k and top-p. Rows with temperature 0 get all mass on the argmax."""
     scaled = logits / temperatures.clamp_min(1e-6)[:, None]
@@ -32,14 +34,21 @@ def draw(probs: torch.Tensor, generator: torch.Generator | None = None) -> torch
     cdf = probs.double().cumsum(-1)
     total = cdf[:, -1]
     if not bool(((total > 0) & total.isfinite()).all()):  # else searchsorted gives an index past the vocabulary
-        raise FloatingPointError("cannot sample: a row of probabilities is all zero, NaN or inf (NaN or inf "
-                                 "logits? float16 can overflow: load the model in float32 or bfloat16)")
+        raise FloatingPointError(
+            "cannot sample: a row of probabilities is all zero, NaN or inf (NaN or inf "
+            "logits? float16 can overflow: load the model in float32 or bfloat16)"
+        )
     u = torch.rand(probs.shape[0], 1, generator=generator, dtype=torch.float64, device=probs.device)
     return torch.searchsorted(cdf, u * total[:, None], right=True)[:, 0]
 
 
-def sample_tokens(logits: torch.Tensor, temperatures: torch.Tensor, top_p: float = 1.0, top_k: int = 0,
-                  generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+def sample_tokens(
+    logits: torch.Tensor,
+    temperatures: torch.Tensor,
+    top_p: float = 1.0,
+    top_k: int = 0,
+    generator: torch.Generator | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Sample one token per row; rows with temperature 0 take the argmax.
 
     logits: [rows, vocab] float32; temperatures: [rows]. Returns tokens [rows] and their

@@ -1,4 +1,5 @@
 """When a sequence is done: end-of-sequence tokens, stop strings, length."""
+
 from __future__ import annotations
 
 from typing import Sequence
@@ -18,7 +19,7 @@ class StopRule:
         if ids[-1] in self.eos_ids:
             return "stop"
         if self.stop:
-            tail = self.tokenizer.decode(ids[-self.window:], skip_special_tokens=True)
+            tail = self.tokenizer.decode(ids[-self.window :], skip_special_tokens=True)
             if any(s in tail for s in self.stop):
                 return "stop"
         if len(ids) >= self.max_new_tokens:
@@ -29,7 +30,7 @@ class StopRule:
         """The stop string that ended `ids`, or None (EOS, length, no stop strings)."""
         if not ids or ids[-1] in self.eos_ids or not self.stop:
             return None
-        tail = self.tokenizer.decode(ids[-self.window:], skip_special_tokens=True)
+        tail = self.tokenizer.decode(ids[-self.window :], skip_special_tokens=True)
         return next((s for s in self.stop if s in tail), None)
 
     def text(self, ids: list[int]) -> str:

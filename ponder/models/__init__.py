@@ -1,4 +1,5 @@
 """Model backends behind one contract: text in, completions out."""
+
 from __future__ import annotations
 
 from typing import Protocol, Sequence
@@ -20,9 +21,18 @@ class LanguageModel(Protocol):
 BACKENDS = ("hf", "vllm")
 
 
-def load_model(path: str, backend: str = "hf", dtype: str = "auto", device: str = "auto", decoder=None,
-               max_batch_rows: int = 32, prefix_cache_tokens: int = 65536, system_prompt: str | None = None,
-               packed_weights: str = "auto", vllm: dict | None = None):
+def load_model(
+    path: str,
+    backend: str = "hf",
+    dtype: str = "auto",
+    device: str = "auto",
+    decoder=None,
+    max_batch_rows: int = 32,
+    prefix_cache_tokens: int = 65536,
+    system_prompt: str | None = None,
+    packed_weights: str = "auto",
+    vllm: dict | None = None,
+):
     """A model by preset name (smollm2-135m, qwen2.5-coder-0.5b, qwen2.5-coder-1.5b), hub id,
     local folder or GGUF file, behind the chosen backend: "hf" (transformers in this process;
     ponder's own decoders) or "vllm" (vLLM's engine in this process; `vllm` holds its settings,
@@ -38,8 +48,15 @@ def load_model(path: str, backend: str = "hf", dtype: str = "auto", device: str 
     from ponder.models.hf import HFModel
 
     network, tokenizer = load_pretrained(path, dtype=dtype, device=device, packed_weights=packed_weights)
-    return HFModel(network, tokenizer, name=path, decoder=decoder, max_batch_rows=max_batch_rows,
-                   prefix_cache_tokens=prefix_cache_tokens, system_prompt=system_prompt)
+    return HFModel(
+        network,
+        tokenizer,
+        name=path,
+        decoder=decoder,
+        max_batch_rows=max_batch_rows,
+        prefix_cache_tokens=prefix_cache_tokens,
+        system_prompt=system_prompt,
+    )
 
 
 def load_vllm(path: str, decoder, system_prompt: str | None, settings: dict):
@@ -49,8 +66,10 @@ def load_vllm(path: str, decoder, system_prompt: str | None, settings: dict):
     from ponder.models.vllm import EngineSettings, VLLMModel
 
     if decoder is not None and not isinstance(decoder, PlainDecoder):
-        raise ConfigError(f"decoder={type(decoder).__name__} is one of ponder's own decoders, which run on "
-                          f"model.backend=hf; with model.backend=vllm use decoder=plain")
+        raise ConfigError(
+            f"decoder={type(decoder).__name__} is one of ponder's own decoders, which run on "
+            f"model.backend=hf; with model.backend=vllm use decoder=plain"
+        )
     try:
         engine = EngineSettings(**settings)
     except TypeError as e:

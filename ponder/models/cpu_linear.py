@@ -13,6 +13,7 @@ token after a short context up to twice as fast as packed fp32 (docs/benchmarks.
 dense weight stays (other code reads it); a module whose weight changed in place or was replaced is
 repacked on its next call, and while autograd records, or for inputs of another dtype, the plain path runs.
 """
+
 from __future__ import annotations
 
 import types

@@ -4,6 +4,7 @@ Stateless for the caller: text in, completions out. The n samples of a prompt sh
 prefill (its KV cache is expanded to n rows, not recomputed), and a prompt that extends an
 earlier one computes only its new tokens (`PrefixCache`).
 """
+
 from __future__ import annotations
 
 from collections import defaultdict
@@ -38,11 +39,16 @@ def model_shape(network) -> ModelShape:
     cfg = network.config.get_text_config()
     total = sum(p.numel() for p in network.parameters())
     embed = network.get_input_embeddings().weight.numel()
-    tied = network.get_output_embeddings() is not None and \
-        network.get_output_embeddings().weight is network.get_input_embeddings().weight
+    tied = (
+        network.get_output_embeddings() is not None
+        and network.get_output_embeddings().weight is network.get_input_embeddings().weight
+    )
     head_dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // cfg.num_attention_heads
-    return ModelShape(params=total - embed + (embed if tied else 0), layers=cfg.num_hidden_layers,
-                      d_attn=cfg.num_attention_heads * head_dim)
+    return ModelShape(
+        params=total - embed + (embed if tied else 0),
+        layers=cfg.num_hidden_layers,
+        d_attn=cfg.num_attention_heads * head_dim,
+    )
 
 
 class HFModel(ChatPrompts):
@@ -50,8 +56,16 @@ class HFModel(ChatPrompts):
 
     capabilities = Capabilities("hf", ponder_decoders=True, local_network=True)
 
-    def __init__(self, network, tokenizer, name: str = "model", decoder=None, max_batch_rows: int = 32,
-                 prefix_cache_tokens: int = 65536, system_prompt: str | None = None):
+    def __init__(
+        self,
+        network,
+        tokenizer,
+        name: str = "model",
+        decoder=None,
+        max_batch_rows: int = 32,
+        prefix_cache_tokens: int = 65536,
+        system_prompt: str | None = None,
+    ):
         self.network, self.tokenizer, self.name = network, tokenizer, name
         self.decoder = decoder or PlainDecoder()
         self.max_batch_rows = max_batch_rows
@@ -64,9 +78,15 @@ class HFModel(ChatPrompts):
 
     def with_decoder(self, decoder) -> "HFModel":
         """The same weights and settings behind another decoder (with its own prefix cache)."""
-        return HFModel(self.network, self.tokenizer, name=self.name, decoder=decoder,
-                       max_batch_rows=self.max_batch_rows, prefix_cache_tokens=self.prefix_cache.max_tokens,
-                       system_prompt=self.system_prompt)
+        return HFModel(
+            self.network,
+            self.tokenizer,
+            name=self.name,
+            decoder=decoder,
+            max_batch_rows=self.max_batch_rows,
+            prefix_cache_tokens=self.prefix_cache.max_tokens,
+            system_prompt=self.system_prompt,
+        )
 
     # -- prefill with prefix reuse ------------------------------------------------------
     def prefill(self, ids: list[int], budget: Budget) -> CachedPrefix | None:
@@ -87,16 +107,16 @@ class HFModel(ChatPrompts):
         x = torch.tensor([ids[shared:]], device=self.device)
         pos = torch.arange(shared, len(ids), device=self.device)[None]
         with torch.inference_mode():
-            out = self.network(input_ids=x, position_ids=pos, past_key_values=cache, use_cache=True,
-                               logits_to_keep=1)
+            out = self.network(input_ids=x, position_ids=pos, past_key_values=cache, use_cache=True, logits_to_keep=1)
         budget.charge(prompt_tokens=new, cached_prompt_tokens=shared, forward_passes=1, flops=flops)
         kv = [(layer.keys, layer.values) for layer in out.past_key_values.layers]
         entry = CachedPrefix(tuple(ids), kv, out.logits[0, -1].float())
         self.prefix_cache.put(entry)
         return entry
 
-    def _batch(self, rows: list[tuple[CachedPrefix, float]], room: int, keep_kv: list[bool] | None = None
-               ) -> DecodeBatch:
+    def _batch(
+        self, rows: list[tuple[CachedPrefix, float]], room: int, keep_kv: list[bool] | None = None
+    ) -> DecodeBatch:
         """Left-pad the prefixes of `rows` into one cache with `room` free slots per row."""
         width = max(len(p) for p, _ in rows)
         cache = preallocated_cache(self.network.config, room)
@@ -110,11 +130,16 @@ class HFModel(ChatPrompts):
             cache.update(torch.cat(ks), torch.cat(vs), layer)  # [rows, kv_heads, width, head_dim]
         mask = torch.zeros(len(rows), width, dtype=torch.long, device=self.device)
         for r, (prefix, _) in enumerate(rows):
-            mask[r, width - len(prefix):] = 1
-        return DecodeBatch(cache=cache, attention_mask=mask, lengths=[len(p) for p, _ in rows],
-                           last_logits=torch.stack([p.output for p, _ in rows]),
-                           temperatures=torch.tensor([t for _, t in rows], device=self.device),
-                           token_ids=[p.tokens for p, _ in rows], keep_kv=keep_kv)
+            mask[r, width - len(prefix) :] = 1
+        return DecodeBatch(
+            cache=cache,
+            attention_mask=mask,
+            lengths=[len(p) for p, _ in rows],
+            last_logits=torch.stack([p.output for p, _ in rows]),
+            temperatures=torch.tensor([t for _, t in rows], device=self.device),
+            token_ids=[p.tokens for p, _ in rows],
+            keep_kv=keep_kv,
+        )
 
     # -- the LanguageModel contract -----------------------------------------------------
     def generate(self, prompts: Sequence[str], params: SamplingParams, budget: Budget) -> list[list[Completion]]:
@@ -122,8 +147,9 @@ class HFModel(ChatPrompts):
         with finish_reason "budget" (possibly with no tokens)."""
         return self.generate_many([(prompts, params, budget)])[0]
 
-    def generate_many(self, requests: Sequence[tuple[Sequence[str], SamplingParams, Budget]]
-                      ) -> list[list[list[Completion]]]:
+    def generate_many(
+        self, requests: Sequence[tuple[Sequence[str], SamplingParams, Budget]]
+    ) -> list[list[list[Completion]]]:
         """`generate` for several requests (prompts, params, budget) at once, what each returns
         in order. Requests with the same stop strings, length limit, top-p and top-k share decode
         batches, each paying from its own budget and drawing from its own seed (`RowOwners`); a
@@ -144,23 +170,38 @@ class HFModel(ChatPrompts):
         temps = [params.temperatures() for _, params, _ in requests]
         generators = [make_generator(params.seed, self.device) for _, params, _ in requests]
         prefixes = [[self.prefill(self.encode(p), budget) for p in prompts] for prompts, _, budget in requests]
-        jobs = [(q, i, s) for q, (_, params, _) in enumerate(requests) for i, pre in enumerate(prefixes[q])
-                if pre is not None for s in range(params.n)]  # (request, prompt, sample)
+        jobs = [
+            (q, i, s)
+            for q, (_, params, _) in enumerate(requests)
+            for i, pre in enumerate(prefixes[q])
+            if pre is not None
+            for s in range(params.n)
+        ]  # (request, prompt, sample)
         results = [[[None] * params.n for _ in prompts] for prompts, params, _ in requests]
         for start in range(0, len(jobs), self.max_batch_rows):
-            chunk = jobs[start:start + self.max_batch_rows]
-            batch = self._batch([(prefixes[q][i], temps[q][s]) for q, i, s in chunk], first.max_new_tokens,
-                                [requests[q][1].extends for q, _, _ in chunk])
+            chunk = jobs[start : start + self.max_batch_rows]
+            batch = self._batch(
+                [(prefixes[q][i], temps[q][s]) for q, i, s in chunk],
+                first.max_new_tokens,
+                [requests[q][1].extends for q, _, _ in chunk],
+            )
             owners = RowOwners([budget for _, _, budget in requests], generators, [q for q, _, _ in chunk])
             outs = self.decoder.decode(self.network, batch, stop, self.shape, owners, first.top_p, first.top_k)
             for (q, i, s), out in zip(chunk, outs):
                 if out.kv is not None:  # free to a later prompt that extends it; it has no logits of its own
                     self.prefix_cache.put(CachedPrefix(prefixes[q][i].tokens + tuple(out.token_ids[:-1]), out.kv, None))
-                results[q][i][s] = Completion(stop.text(out.token_ids), out.token_ids, out.logprobs,
-                                              out.finish_reason, temps[q][s], stop.matched(out.token_ids)
-                                              if out.finish_reason == "stop" else None)
-        return [[[c or Completion("", [], [], "budget", temps[q][s]) for s, c in enumerate(row)] for row in rows]
-                for q, rows in enumerate(results)]
+                results[q][i][s] = Completion(
+                    stop.text(out.token_ids),
+                    out.token_ids,
+                    out.logprobs,
+                    out.finish_reason,
+                    temps[q][s],
+                    stop.matched(out.token_ids) if out.finish_reason == "stop" else None,
+                )
+        return [
+            [[c or Completion("", [], [], "budget", temps[q][s]) for s, c in enumerate(row)] for row in rows]
+            for q, rows in enumerate(results)
+        ]
 
     def score(self, prompts: Sequence[str], continuations: Sequence[str], budget: Budget) -> list[float]:
         """log p(continuation | prompt) for each pair; -inf where the budget ran out."""
@@ -180,8 +221,12 @@ class HFModel(ChatPrompts):
                 x = torch.tensor([c_ids[:-1]], device=self.device)
                 pos = torch.arange(len(p_ids), len(p_ids) + len(c_ids) - 1, device=self.device)[None]
                 with torch.inference_mode():
-                    out = self.network(input_ids=x, position_ids=pos, use_cache=True,
-                                       past_key_values=cache_from(self.network.config, prefix.kv))
+                    out = self.network(
+                        input_ids=x,
+                        position_ids=pos,
+                        use_cache=True,
+                        past_key_values=cache_from(self.network.config, prefix.kv),
+                    )
                 lp = torch.log_softmax(out.logits[0].float(), -1)  # [len(c)-1, vocab]
                 total += lp.gather(-1, torch.tensor(c_ids[1:], device=self.device)[:, None]).sum().item()
                 budget.charge(prompt_tokens=len(c_ids) - 1, forward_passes=1, flops=flops)

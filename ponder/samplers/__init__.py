@@ -1,4 +1,5 @@
 """Population methods: sample whole solutions, then choose among them."""
+
 from ponder.samplers.adaptive_consistency import AdaptiveConsistency
 from ponder.samplers.best_of_n import BestOfN
 from ponder.samplers.greedy import Greedy

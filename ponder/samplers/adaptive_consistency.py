@@ -6,6 +6,7 @@ Samples come in rounds of `batch`; after each round sampling stops when the lead
 overturned by the samples still allowed (leader - runner-up > remaining), or, after
 `min_samples`, when the leader's share of the votes reaches `threshold`.
 """
+
 from __future__ import annotations
 
 from ponder.budget import Budget
@@ -42,8 +43,14 @@ class AdaptiveConsistency:
             round_ += 1
             groups = group_by_answer(cands, verifier)
             why = self.decided(groups, len(cands))
-            trace.append({"round": round_, "samples": len(cands),
-                          "votes": {g.answer: len(g.members) for g in groups}, "stopped": why})
+            trace.append(
+                {
+                    "round": round_,
+                    "samples": len(cands),
+                    "votes": {g.answer: len(g.members) for g in groups},
+                    "stopped": why,
+                }
+            )
             if why or len(new) < k or budget.exhausted:
                 break
         return vote_result(cands, groups, verifier, budget, trace)

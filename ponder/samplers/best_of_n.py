@@ -1,5 +1,6 @@
 """Best-of-N: sample n solutions, return the one the verifier scores highest
 ("Training Verifiers to Solve Math Word Problems", Cobbe et al. 2021)."""
+
 from __future__ import annotations
 
 from ponder.budget import Budget

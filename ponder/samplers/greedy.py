@@ -1,4 +1,5 @@
 """Greedy decoding: the baseline every inference-time method is measured against."""
+
 from __future__ import annotations
 
 from ponder.budget import Budget

@@ -1,5 +1,6 @@
 """What every population method shares: drawing n full solutions of one prompt, and
 grouping them by the answer they state."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -32,9 +33,14 @@ class Sampling:
         """n solutions of `prompt`; samples the budget cut off before their first token are dropped."""
         offset = round_ * n  # later rounds continue the temperature schedule
         temps = [self.schedule[(offset + i) % len(self.schedule)] for i in range(n)]
-        params = SamplingParams(n=n, temperature=temps,
-                                top_p=self.top_p, max_new_tokens=self.max_new_tokens, stop=self.stop,
-                                seed=None if self.seed is None else self.seed + round_)
+        params = SamplingParams(
+            n=n,
+            temperature=temps,
+            top_p=self.top_p,
+            max_new_tokens=self.max_new_tokens,
+            stop=self.stop,
+            seed=None if self.seed is None else self.seed + round_,
+        )
         completions = model.generate([model.chat(prompt)], params, budget)[0]
         return [Candidate(c.text, verifier.extract_answer(c.text), c) for c in completions if not c.cut_before_start]
 
@@ -75,5 +81,11 @@ def scored(verifier, prompt: str, candidates: list[Candidate], budget: Budget) -
 
 
 def result(answer, text: str, candidates: list[Candidate], budget: Budget, trace=None) -> Result:
-    return Result(answer=answer, text=text, candidates=candidates, usage=budget.usage,
-                  budget_exhausted=budget.exhausted, trace=trace or [])
+    return Result(
+        answer=answer,
+        text=text,
+        candidates=candidates,
+        usage=budget.usage,
+        budget_exhausted=budget.exhausted,
+        trace=trace or [],
+    )

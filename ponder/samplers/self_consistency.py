@@ -1,6 +1,7 @@
 """Self-consistency: the majority answer over n sampled solutions, ties broken by the mean
 token log-probability of each answer's samples ("Self-Consistency Improves Chain of Thought
 Reasoning in Language Models", Wang et al. 2023)."""
+
 from __future__ import annotations
 
 from ponder.budget import Budget

@@ -1,6 +1,7 @@
 """Weighted best-of-N: verifier scores summed over the samples that reach the same answer;
 the answer with the largest sum wins ("Making Large Language Models Better Reasoners with
 Step-Aware Verifier", Li et al. 2023; "Let's Verify Step by Step", Lightman et al. 2023)."""
+
 from __future__ import annotations
 
 import math

@@ -4,6 +4,7 @@ value aggregates the PRM's step scores. Each round pops the `batch` cheapest nod
 them together (k next steps each); it stops at the first finished solution whose value clears
 `threshold`, or when the queue, `max_expansions` or the budget runs out, returning the best
 finished solution (or the best partial one)."""
+
 from __future__ import annotations
 
 import heapq
@@ -18,8 +19,16 @@ from ponder.verifiers.prm import check_aggregate
 class AStar:
     uses_verifier = True
 
-    def __init__(self, k: int = 4, batch: int = 2, threshold: float = 0.8, max_expansions: int = 64,
-                 depth_penalty: float = 0.0, score: str = "min", **step):
+    def __init__(
+        self,
+        k: int = 4,
+        batch: int = 2,
+        threshold: float = 0.8,
+        max_expansions: int = 64,
+        depth_penalty: float = 0.0,
+        score: str = "min",
+        **step,
+    ):
         self.k = check_number("strategy.k", k, minimum=1, integer=True)
         self.batch = check_number("strategy.batch", batch, minimum=1, integer=True)
         self.threshold = check_number("strategy.threshold", threshold)
@@ -51,8 +60,15 @@ class AStar:
                 else:
                     heapq.heappush(queue, (self.cost(c), next(order), c))
             frontier_best = [queue[0][2]] if queue else frontier_best
-            trace.append({"round": stepper.round, "popped": len(popped), "queue": len(queue),
-                          "finished": len(finished), "goal": goal is not None})
+            trace.append(
+                {
+                    "round": stepper.round,
+                    "popped": len(popped),
+                    "queue": len(queue),
+                    "finished": len(finished),
+                    "goal": goal is not None,
+                }
+            )
             if goal is not None:
                 return node_result([goal], stepper, verifier, budget, self.how, trace)
         return node_result(finished or frontier_best, stepper, verifier, budget, self.how, trace)

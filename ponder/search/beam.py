@@ -8,6 +8,7 @@ keeps only the best child within each, so one strong early step cannot take over
 Both stop when n solutions have finished, nothing is left to expand, the steps run out, or the
 budget does; the answer is the finished solution with the best PRM value.
 """
+
 from __future__ import annotations
 
 from ponder.budget import Budget
@@ -33,7 +34,7 @@ class BeamSearch:
 
     def select(self, groups: list[list[Node]]) -> list[Node]:
         live = sorted((c for g in groups for c in g if not c.done), key=lambda c: c.value(self.how), reverse=True)
-        return live[:self.n // self.beam_width]
+        return live[: self.n // self.beam_width]
 
     def run(self, model, prompt: str, verifier, budget: Budget):
         stepper = Stepper(**self.step)
@@ -47,8 +48,14 @@ class BeamSearch:
             stepper.score(verifier, prompt, new, budget)
             finished += [c for c in new if c.done]
             active, k = self.select(groups), self.beam_width
-            trace.append({"round": stepper.round, "expanded": len(new), "finished": len(finished),
-                          "best": max((c.value(self.how) for c in new), default=None)})
+            trace.append(
+                {
+                    "round": stepper.round,
+                    "expanded": len(new),
+                    "finished": len(finished),
+                    "best": max((c.value(self.how) for c in new), default=None),
+                }
+            )
         return node_result(finished or active, stepper, verifier, budget, self.how, trace)
 
 

@@ -3,6 +3,7 @@
 (priors from the steps' mean token log-probabilities), evaluates each new child by its PRM
 value and, with `rollout`, also by completing the solution from it and scoring the result,
 then backs the values up the path. Returns the best finished solution by PRM value."""
+
 from __future__ import annotations
 
 import math
@@ -40,8 +41,9 @@ class TreeNode:
 class MCTS:
     uses_verifier = True
 
-    def __init__(self, k: int = 3, simulations: int = 16, c_puct: float = 1.0, rollout: bool = False,
-                 score: str = "last", **step):
+    def __init__(
+        self, k: int = 3, simulations: int = 16, c_puct: float = 1.0, rollout: bool = False, score: str = "last", **step
+    ):
         self.k = check_number("strategy.k", k, minimum=1, integer=True)
         self.simulations = check_number("strategy.simulations", simulations, minimum=1, integer=True)
         self.c = check_number("strategy.c_puct", c_puct, minimum=0)

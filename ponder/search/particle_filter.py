@@ -15,6 +15,7 @@ with the largest total weight (`answer: vote`).
 filter keeps the previous filter's best finished particle as a reference trajectory that
 always survives resampling, while the other n - 1 particles are drawn afresh.
 """
+
 from __future__ import annotations
 
 import torch
@@ -36,9 +37,17 @@ def resample(weights: torch.Tensor, n: int, how: str, generator: torch.Generator
 class ParticleFilter:
     uses_verifier = True
 
-    def __init__(self, n: int = 8, weight_temperature: float = 1.0, resampling: str = "systematic",
-                 answer: str = "best", score: str = "last", gibbs_iterations: int = 0, weight_from: str = "logit",
-                 **step):
+    def __init__(
+        self,
+        n: int = 8,
+        weight_temperature: float = 1.0,
+        resampling: str = "systematic",
+        answer: str = "best",
+        score: str = "last",
+        gibbs_iterations: int = 0,
+        weight_from: str = "logit",
+        **step,
+    ):
         self.n = check_number("strategy.n", n, minimum=1, integer=True)
         self.gibbs_iterations = check_number("strategy.gibbs_iterations", gibbs_iterations, minimum=0, integer=True)
         if gibbs_iterations and n < 2:
@@ -84,9 +93,15 @@ class ParticleFilter:
         fresh = self.n - (reference is not None)
 
         def ref_at(t: int) -> Node:
-            steps = reference.steps[:t + 1]
-            return Node(steps, reference.scores[:t + 1], len(steps) == len(reference.steps), reference.tokens,
-                        reference.logprob, reference.answer if len(steps) == len(reference.steps) else None)
+            steps = reference.steps[: t + 1]
+            return Node(
+                steps,
+                reference.scores[: t + 1],
+                len(steps) == len(reference.steps),
+                reference.tokens,
+                reference.logprob,
+                reference.answer if len(steps) == len(reference.steps) else None,
+            )
 
         particles = stepper.expand(model, prompt, [Node()], fresh, verifier, budget)[0] if fresh else []
         stepper.score(verifier, prompt, particles, budget)
@@ -98,8 +113,14 @@ class ParticleFilter:
             picked = resample(w, fresh, self.resampling, g)
             ref = particles[-1] if reference is not None else None
             particles = [particles[i] for i in picked] + ([ref] if ref is not None else [])
-            trace.append({"round": stepper.round, "ess": float(1.0 / (w ** 2).sum()),
-                          "unique_parents": len(set(picked)), "finished": sum(p.done for p in particles)})
+            trace.append(
+                {
+                    "round": stepper.round,
+                    "ess": float(1.0 / (w**2).sum()),
+                    "unique_parents": len(set(picked)),
+                    "finished": sum(p.done for p in particles),
+                }
+            )
             live = [i for i, p in enumerate(particles[:fresh]) if not p.done]
             if not live and (ref is None or ref.done):
                 break
@@ -134,6 +155,8 @@ class ParticleFilter:
         if not totals:
             return node_result(particles, stepper, verifier, budget, self.how, trace)
         answer, _, best = max(totals, key=lambda t: t[1])
-        cands = [Candidate(stepper.text(p), p.answer, None, {"prm": p.value(self.how), "weight": wi})
-                 for p, wi in zip(done, w)]
+        cands = [
+            Candidate(stepper.text(p), p.answer, None, {"prm": p.value(self.how), "weight": wi})
+            for p, wi in zip(done, w)
+        ]
         return result(answer, stepper.text(best), cands, budget, trace)

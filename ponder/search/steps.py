@@ -7,6 +7,7 @@ unfinished, so a search answers with a finished solution whenever it has one. Th
 partial solution is the chat prompt plus the steps so far, so the backend's prefix cache
 serves the shared prefix of every expansion.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -22,8 +23,8 @@ class Node:
     steps: list[str] = field(default_factory=list)
     scores: list[float] = field(default_factory=list)  # the PRM's score of every step
     done: bool = False
-    tokens: int = 0             # generated tokens along the path
-    logprob: float = 0.0        # sum of token log-probabilities along the path
+    tokens: int = 0  # generated tokens along the path
+    logprob: float = 0.0  # sum of token log-probabilities along the path
     answer: str | None = None
 
     def value(self, how: str) -> float:
@@ -58,9 +59,15 @@ class Stepper:
     def expand(self, model, question: str, nodes: list[Node], k: int, verifier, budget: Budget) -> list[list[Node]]:
         """k sampled next steps for each node, in one backend call; children the budget cut off
         before their first token are dropped."""
-        params = SamplingParams(n=k, temperature=self.temperature, top_p=self.top_p, stop=(self.delimiter,),
-                                max_new_tokens=self.max_step_tokens,
-                                seed=None if self.seed is None else self.seed + self.round, extends=True)
+        params = SamplingParams(
+            n=k,
+            temperature=self.temperature,
+            top_p=self.top_p,
+            stop=(self.delimiter,),
+            max_new_tokens=self.max_step_tokens,
+            seed=None if self.seed is None else self.seed + self.round,
+            extends=True,
+        )
         self.round += 1
         outs = model.generate([self.prompt(model, question, n) for n in nodes], params, budget)
         children = []
@@ -72,9 +79,16 @@ class Stepper:
                 steps = node.steps + [c.text.strip()]
                 # a step the budget cut off is unfinished text, not a solution that ended
                 done = c.finish_reason != "budget" and (c.stop_string is None or len(steps) >= self.max_steps)
-                kids.append(Node(steps, list(node.scores), done, node.tokens + len(c.token_ids),
-                                 node.logprob + sum(c.logprobs),
-                                 verifier.extract_answer(c.text) if done else None))
+                kids.append(
+                    Node(
+                        steps,
+                        list(node.scores),
+                        done,
+                        node.tokens + len(c.token_ids),
+                        node.logprob + sum(c.logprobs),
+                        verifier.extract_answer(c.text) if done else None,
+                    )
+                )
             children.append(kids)
         return children
 
@@ -82,9 +96,11 @@ class Stepper:
     def score(verifier, question: str, nodes: list[Node], budget: Budget) -> None:
         """Record the PRM's step scores on each node (one call per node)."""
         if not verifier.scores_steps:
-            raise ConfigError(f"this search strategy needs a process reward model (verifier=prm or llm_judge); "
-                              f"verifier {getattr(verifier, 'name', verifier)!r} scores whole solutions only")
-        known = [n.scores[:len(n.steps) - 1] for n in nodes]  # the parent's steps were scored already
+            raise ConfigError(
+                f"this search strategy needs a process reward model (verifier=prm or llm_judge); "
+                f"verifier {getattr(verifier, 'name', verifier)!r} scores whole solutions only"
+            )
+        known = [n.scores[: len(n.steps) - 1] for n in nodes]  # the parent's steps were scored already
         for node, scores in zip(nodes, verifier.step_scores(question, [n.steps for n in nodes], budget, known)):
             node.scores = scores
 
@@ -95,9 +111,15 @@ def node_result(nodes: list[Node], stepper: Stepper, verifier, budget: Budget, h
     from ponder.types import Candidate, Completion
 
     finished = [n for n in nodes if n.done] or nodes
-    cands = [Candidate(stepper.text(n), n.answer if n.done else verifier.extract_answer(stepper.text(n)),
-                       Completion(stepper.text(n), [], [], "stop" if n.done else "length"),
-                       {"prm": n.value(how), "steps": float(len(n.steps))}) for n in finished]
+    cands = [
+        Candidate(
+            stepper.text(n),
+            n.answer if n.done else verifier.extract_answer(stepper.text(n)),
+            Completion(stepper.text(n), [], [], "stop" if n.done else "length"),
+            {"prm": n.value(how), "steps": float(len(n.steps))},
+        )
+        for n in finished
+    ]
     if not cands:
         return result(None, "", [], budget, trace)
     best = max(cands, key=lambda c: c.scores["prm"])

@@ -5,6 +5,7 @@ target's own distribution would have produced, and only the accepted path's KV e
 Rows accept different numbers of tokens; their KV caches stay in one tensor with explicit
 positions, and the slots a row does not use are masked out (as left padding already is).
 """
+
 from __future__ import annotations
 
 from contextlib import contextmanager
@@ -75,8 +76,15 @@ class KVRows:
     only the first that many layers run and are kept (early-exit drafting on a shared cache);
     `attention` names the transformers attention implementation its forward passes use."""
 
-    def __init__(self, network, cache, mask: torch.Tensor, lengths: list[int], layers: int | None = None,
-                 attention: str | None = None):
+    def __init__(
+        self,
+        network,
+        cache,
+        mask: torch.Tensor,
+        lengths: list[int],
+        layers: int | None = None,
+        attention: str | None = None,
+    ):
         self.network, self.cache, self.mask, self.lengths = network, cache, mask, list(lengths)
         self.layers, self.attention = layers, attention
         self.want_hidden, self.hidden = False, None  # Medusa reads the last hidden states of a pass
@@ -90,21 +98,31 @@ class KVRows:
         pos = torch.zeros(rows, width, dtype=torch.long, device=dev)
         tree = torch.zeros(rows, width, width, dtype=torch.bool, device=dev)
         for r, (block, par) in enumerate(zip(blocks, parents)):
-            ids[r, :len(block)] = torch.tensor(block)
-            pos[r, :len(block)] = self.lengths[r] + torch.tensor(depths(par))
+            ids[r, : len(block)] = torch.tensor(block)
+            pos[r, : len(block)] = self.lengths[r] + torch.tensor(depths(par))
             tree[r] = ancestors(par, width)
         seen = torch.cat([self.mask.bool()[:, None, :].expand(rows, width, slots), tree], dim=-1)
         dtype = self.network.dtype
         bias = torch.zeros(seen.shape, dtype=dtype, device=dev).masked_fill(~seen, torch.finfo(dtype).min)
         with torch.inference_mode(), configured(self.network, self.layers, pass_attention(self.attention, rows, slots)):
             if self.want_hidden:
-                out = self.network.base_model(input_ids=ids, position_ids=pos, attention_mask=bias[:, None],
-                                              past_key_values=self.cache, use_cache=True)
+                out = self.network.base_model(
+                    input_ids=ids,
+                    position_ids=pos,
+                    attention_mask=bias[:, None],
+                    past_key_values=self.cache,
+                    use_cache=True,
+                )
                 self.hidden = out.last_hidden_state
                 logits = self.network.get_output_embeddings()(self.hidden)
             else:
-                logits = self.network(input_ids=ids, position_ids=pos, attention_mask=bias[:, None],
-                                      past_key_values=self.cache, use_cache=True).logits
+                logits = self.network(
+                    input_ids=ids,
+                    position_ids=pos,
+                    attention_mask=bias[:, None],
+                    past_key_values=self.cache,
+                    use_cache=True,
+                ).logits
         self._slots = slots
         return logits.float()
 
@@ -114,16 +132,16 @@ class KVRows:
         index = torch.zeros(len(keep), width, dtype=torch.long, device=self.mask.device)
         new = torch.zeros(len(keep), width, dtype=self.mask.dtype, device=self.mask.device)
         for r, k in enumerate(keep):
-            index[r, :len(k)] = torch.tensor(k)
-            new[r, :len(k)] = 1
+            index[r, : len(k)] = torch.tensor(k)
+            new[r, : len(k)] = 1
             self.lengths[r] += len(k)
-        for layer in self.cache.layers[:self.layers]:
+        for layer in self.cache.layers[: self.layers]:
             layer.keep_tail(self._slots, index)
         self.mask = torch.cat([self.mask, new], dim=1)
 
     def crop(self, slots: int) -> None:
         """Forget every slot from `slots` on (with the lengths they added)."""
-        for layer in self.cache.layers[:self.layers]:
+        for layer in self.cache.layers[: self.layers]:
             layer.crop(slots)
         self.lengths = [n - int(self.mask[r, slots:].sum()) for r, n in enumerate(self.lengths)]
         self.mask = self.mask[:, :slots]
@@ -168,8 +186,14 @@ class SpeculativeDecoder:
 
     merges_requests = False  # one request at a time: its rows' drafts share one budget and generator
 
-    def __init__(self, proposer, attention: str = "auto", acceptance: str = "exact", typical_threshold: float = 0.09,
-                 typical_alpha: float = 0.3):
+    def __init__(
+        self,
+        proposer,
+        attention: str = "auto",
+        acceptance: str = "exact",
+        typical_threshold: float = 0.09,
+        typical_alpha: float = 0.3,
+    ):
         from ponder.errors import ConfigError
 
         if acceptance not in ("exact", "typical"):
@@ -188,8 +212,16 @@ class SpeculativeDecoder:
             getattr(self.proposer, name)(*args)
 
     @torch.inference_mode()
-    def decode(self, network, batch: DecodeBatch, stop: StopRule, shape: ModelShape, owners: RowOwners,
-               top_p: float, top_k: int) -> list[RowOutput]:
+    def decode(
+        self,
+        network,
+        batch: DecodeBatch,
+        stop: StopRule,
+        shape: ModelShape,
+        owners: RowOwners,
+        top_p: float,
+        top_k: int,
+    ) -> list[RowOutput]:
         budget, generator = owners.alone("a speculative decoder")
         rows = len(batch.lengths)
         outs = [RowOutput([], []) for _ in range(rows)]
@@ -236,16 +268,21 @@ class SpeculativeDecoder:
                 self._call("select", index)
                 active, drafts, blocks, temps = active[:allowed], drafts[:allowed], blocks[:allowed], temps[:allowed]
             logits = kv.forward(blocks, [d.parents for d in drafts])
-            budget.charge(forward_passes=1, flops=sum(flops[:len(active)]))
+            budget.charge(forward_passes=1, flops=sum(flops[: len(active)]))
             # greedy rows walk the argmax, which their logits give; only sampled rows need the
             # processed distribution
             sampled = (temps > 0).nonzero()[:, 0].tolist()
             probs = dict(enumerate(logits))
             if sampled:
                 width, vocab = logits.shape[1:]
-                probs.update(zip(sampled, processed_probs(logits[sampled].reshape(-1, vocab),
-                                                          temps[sampled].repeat_interleave(width), top_p, top_k
-                                                          ).view(-1, width, vocab)))
+                probs.update(
+                    zip(
+                        sampled,
+                        processed_probs(
+                            logits[sampled].reshape(-1, vocab), temps[sampled].repeat_interleave(width), top_p, top_k
+                        ).view(-1, width, vocab),
+                    )
+                )
             norm = logits.logsumexp(-1)  # [rows, width]: log-probabilities of emitted tokens only
             paths, going = [], []
             for j, r in enumerate(active):

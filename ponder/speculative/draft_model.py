@@ -2,6 +2,7 @@
 tokens per row (Leviathan et al. 2023), as a chain carrying its probabilities, or with
 `tree_width` > 1 as a top-k tree around its greedy chain (verified as deterministic proposals).
 Its KV cache lives across steps; after verification only the entries of accepted tokens stay."""
+
 from __future__ import annotations
 
 import weakref
@@ -15,9 +16,19 @@ from ponder.speculative.decoder import KVRows
 from ponder.speculative.tree import Draft, TokenTree
 
 
-def draft_steps(kv: KVRows, blocks: list[list[int]], vocab: int, k: int, width: int, temps, top_p, top_k,
-                generator, min_confidence: float = 0.0, min_path_confidence: float = 0.0
-                ) -> tuple[list[Draft], list[list[int]], int]:
+def draft_steps(
+    kv: KVRows,
+    blocks: list[list[int]],
+    vocab: int,
+    k: int,
+    width: int,
+    temps,
+    top_p,
+    top_k,
+    generator,
+    min_confidence: float = 0.0,
+    min_path_confidence: float = 0.0,
+) -> tuple[list[Draft], list[list[int]], int]:
     """Run a drafter on kv: feed each row's block (a chain ending in its pending token), then
     draft up to k tokens per row. Returns the drafts, the chain tokens fed back to the drafter,
     and the forward passes made. With width > 1 the drafts are the top-`width` tree around the
@@ -65,11 +76,17 @@ def draft_steps(kv: KVRows, blocks: list[list[int]], vocab: int, k: int, width: 
     if width > 1:
         tree, cands = TokenTree.top_k(width, len(chosen)), torch.stack(ranked, 1)  # [rows, depth, width]
         drafts = [tree.draft(c) for c in cands]
-        cut = [Draft(d.tokens[:n * width], d.parents[:n * width]) for d, n in zip(drafts, keep)]
+        cut = [Draft(d.tokens[: n * width], d.parents[: n * width]) for d, n in zip(drafts, keep)]
         return cut, fed, len(chosen)
     q = torch.stack(qs, 1) if qs else None  # [rows, depth, vocab]
-    return [Draft.chain(t[:n], None if q is None or temps[r] == 0 else q[r, :n])
-            for r, (t, n) in enumerate(zip(tokens, keep))], fed, len(chosen)
+    return (
+        [
+            Draft.chain(t[:n], None if q is None or temps[r] == 0 else q[r, :n])
+            for r, (t, n) in enumerate(zip(tokens, keep))
+        ],
+        fed,
+        len(chosen),
+    )
 
 
 # loaded drafts still in use, by (name, device, dtype, packing): decoders that name the same draft
@@ -89,8 +106,19 @@ class ChainDrafter:
 
     def steps(self, kv: KVRows, blocks, k: int, temperatures, top_p, top_k, generator):
         """`draft_steps` with this drafter's settings (`self.vocab` is set by `bind`)."""
-        return draft_steps(kv, blocks, self.vocab, k, self.width, temperatures, top_p, top_k, generator,
-                           self.min_confidence, self.min_path_confidence)
+        return draft_steps(
+            kv,
+            blocks,
+            self.vocab,
+            k,
+            self.width,
+            temperatures,
+            top_p,
+            top_k,
+            generator,
+            self.min_confidence,
+            self.min_path_confidence,
+        )
 
 
 class DraftModelProposer(ChainDrafter):
@@ -102,8 +130,15 @@ class DraftModelProposer(ChainDrafter):
     else the target's dtype. Any draft keeps decoding lossless: only the target's distribution
     decides what is emitted."""
 
-    def __init__(self, draft, num_tokens: int = 4, tree_width: int = 1, min_confidence: float = 0.0,
-                 draft_dtype: str = "auto", min_path_confidence: float = 0.0):
+    def __init__(
+        self,
+        draft,
+        num_tokens: int = 4,
+        tree_width: int = 1,
+        min_confidence: float = 0.0,
+        draft_dtype: str = "auto",
+        min_path_confidence: float = 0.0,
+    ):
         super().__init__(num_tokens, tree_width, min_confidence, min_path_confidence)
         self.spec = draft
         if draft_dtype != "auto" and draft_dtype not in DTYPES:
@@ -124,11 +159,14 @@ class DraftModelProposer(ChainDrafter):
             draft = _loaded_drafts.get((name, device, dtype, packed))
             if draft is None:
                 draft = _loaded_drafts[name, device, dtype, packed] = load_model(
-                    name, device=device, dtype=dtype, packed_weights="auto" if packed else "off")
+                    name, device=device, dtype=dtype, packed_weights="auto" if packed else "off"
+                )
         if draft.tokenizer.get_vocab() != model.tokenizer.get_vocab():
-            raise ConfigError(f"decoder.draft {draft.name!r} does not share the tokenizer of the target model "
-                              f"{model.name!r}; a draft model must use the same vocabulary (for example "
-                              f"qwen2.5-coder-0.5b drafting for qwen2.5-coder-1.5b), or use decoder=ngram / early_exit")
+            raise ConfigError(
+                f"decoder.draft {draft.name!r} does not share the tokenizer of the target model "
+                f"{model.name!r}; a draft model must use the same vocabulary (for example "
+                f"qwen2.5-coder-0.5b drafting for qwen2.5-coder-1.5b), or use decoder=ngram / early_exit"
+            )
         self.draft, self.vocab = draft, model.network.get_output_embeddings().weight.shape[0]
 
     def start(self, rows: KVRows, prompts, budget) -> None:
@@ -143,8 +181,14 @@ class DraftModelProposer(ChainDrafter):
     def propose(self, rows, contexts, temperatures, top_p, top_k, generator, budget, room) -> list[Draft]:
         meter, shape, k = budget.draft_meter(), self.draft.shape, min(self.k, room)
         blocks = [c[n:] for c, n in zip(contexts, self.kv.lengths)] if self.kv is not None else []
-        flops = sum(shape.forward_flops(len(b), n) + sum(shape.decode_flops([n + len(b) + i]) for i in range(k - 1))
-                    for b, n in zip(blocks, self.kv.lengths)) if blocks else 0.0
+        flops = (
+            sum(
+                shape.forward_flops(len(b), n) + sum(shape.decode_flops([n + len(b) + i]) for i in range(k - 1))
+                for b, n in zip(blocks, self.kv.lengths)
+            )
+            if blocks
+            else 0.0
+        )
         if self.kv is None or k < 1 or meter.affordable_rows(1, flops) < 1:
             self.fed = [[] for _ in contexts]
             return [Draft() for _ in contexts]
@@ -169,5 +213,3 @@ class DraftModelProposer(ChainDrafter):
     def select(self, index) -> None:
         if self.kv is not None:
             self.kv.select(index)
-
-

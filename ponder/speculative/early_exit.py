@@ -3,6 +3,7 @@ layers, its final norm and its own lm_head draft the tokens, the full model veri
 No extra weights. The draft runs on the target's own KV cache: the prefix entries of the
 shared layers are reused, not recomputed, and the draft's entries are cut off before the
 target verifies."""
+
 from __future__ import annotations
 
 from ponder.budget import ModelShape
@@ -23,8 +24,14 @@ def exit_shape(network, layers: int) -> ModelShape:
 
 
 class EarlyExitProposer(ChainDrafter):
-    def __init__(self, exit_layer: int = 4, num_tokens: int = 4, tree_width: int = 1, min_confidence: float = 0.0,
-                 min_path_confidence: float = 0.0):
+    def __init__(
+        self,
+        exit_layer: int = 4,
+        num_tokens: int = 4,
+        tree_width: int = 1,
+        min_confidence: float = 0.0,
+        min_path_confidence: float = 0.0,
+    ):
         super().__init__(num_tokens, tree_width, min_confidence, min_path_confidence)
         self.exit_layer = check_number("decoder.exit_layer", exit_layer, minimum=1, integer=True)
 
@@ -44,6 +51,5 @@ class EarlyExitProposer(ChainDrafter):
         shallow = KVRows(rows.network, rows.cache, rows.mask, rows.lengths, self.exit_layer, rows.attention)
         drafts, _, passes = self.steps(shallow, [[c[-1]] for c in contexts], k, temperatures, top_p, top_k, generator)
         shallow.crop(slots)  # the full model recomputes these positions in every layer when it verifies
-        meter.charge(generated_tokens=sum(len(d) for d in drafts), forward_passes=passes,
-                     flops=flops * passes / k)
+        meter.charge(generated_tokens=sum(len(d) for d in drafts), forward_passes=passes, flops=flops * passes / k)
         return drafts

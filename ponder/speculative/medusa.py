@@ -15,6 +15,7 @@ Checkpoints load from ponder's format (`medusa.json` + `medusa.safetensors`) and
 FasterDecoding Medusa format (`config.json` with `medusa_num_heads`/`medusa_num_layers`, and
 `medusa_lm_head.safetensors` or `.pt`, keys `<head>.<layer>.linear.*` and `<head>.<layers>.weight`).
 """
+
 from __future__ import annotations
 
 import json
@@ -44,8 +45,9 @@ def lm_head_rows(lm_head: nn.Linear, rows: torch.Tensor | None = None, dtype=Non
     w, bias = lm_head.weight.detach(), lm_head.bias
     if rows is not None:
         w, bias = w[rows], bias[rows] if bias is not None else None
-    part = nn.Linear(w.shape[1], w.shape[0], bias=bias is not None, device=w.device,
-                     dtype=dtype or w.dtype).requires_grad_(False)
+    part = nn.Linear(
+        w.shape[1], w.shape[0], bias=bias is not None, device=w.device, dtype=dtype or w.dtype
+    ).requires_grad_(False)
     part.weight.copy_(w)
     if bias is not None:
         part.bias.copy_(bias.detach())
@@ -53,17 +55,33 @@ def lm_head_rows(lm_head: nn.Linear, rows: torch.Tensor | None = None, dtype=Non
 
 
 class MedusaHeads(nn.Module):
-    def __init__(self, hidden_size: int, vocab_size: int, num_heads: int = 4, num_layers: int = 1,
-                 share_lm_head: bool = True, draft_vocab: int = 0):
+    def __init__(
+        self,
+        hidden_size: int,
+        vocab_size: int,
+        num_heads: int = 4,
+        num_layers: int = 1,
+        share_lm_head: bool = True,
+        draft_vocab: int = 0,
+    ):
         super().__init__()
-        self.config = {"hidden_size": hidden_size, "vocab_size": vocab_size, "num_heads": num_heads,
-                       "num_layers": num_layers, "share_lm_head": share_lm_head, "draft_vocab": draft_vocab}
+        self.config = {
+            "hidden_size": hidden_size,
+            "vocab_size": vocab_size,
+            "num_heads": num_heads,
+            "num_layers": num_layers,
+            "share_lm_head": share_lm_head,
+            "draft_vocab": draft_vocab,
+        }
         if draft_vocab:  # token ids the heads were trained to predict (train-medusa fills it in)
             self.register_buffer("draft_vocab", torch.zeros(draft_vocab, dtype=torch.long))
         self.heads = nn.ModuleList(
-            nn.Sequential(*[ResBlock(hidden_size) for _ in range(num_layers)],
-                          *([] if share_lm_head else [nn.Linear(hidden_size, vocab_size, bias=False)]))
-            for _ in range(num_heads))
+            nn.Sequential(
+                *[ResBlock(hidden_size) for _ in range(num_layers)],
+                *([] if share_lm_head else [nn.Linear(hidden_size, vocab_size, bias=False)]),
+            )
+            for _ in range(num_heads)
+        )
 
     @property
     def num_heads(self) -> int:
@@ -104,21 +122,27 @@ class MedusaHeads(nn.Module):
 
             heads = cls(**json.loads((folder / "medusa.json").read_text()))
             load_model(heads, str(folder / "medusa.safetensors"))
-        elif (folder / "config.json").is_file() and "medusa_num_heads" in (cfg := json.loads(
-                (folder / "config.json").read_text())):
+        elif (folder / "config.json").is_file() and "medusa_num_heads" in (
+            cfg := json.loads((folder / "config.json").read_text())
+        ):
             state = _faster_decoding_state(folder)
-            heads = cls(hidden_size, vocab_size, cfg["medusa_num_heads"], cfg.get("medusa_num_layers", 1),
-                        share_lm_head=False)
+            heads = cls(
+                hidden_size, vocab_size, cfg["medusa_num_heads"], cfg.get("medusa_num_layers", 1), share_lm_head=False
+            )
             heads.load_state_dict({f"heads.{k}": v for k, v in state.items()})
         else:
-            raise ModelNotFound(f"no Medusa heads at {path}: expected medusa.json + medusa.safetensors (ponder "
-                                f"train-medusa writes them) or a FasterDecoding folder (config.json with "
-                                f"medusa_num_heads and medusa_lm_head.safetensors or .pt)")
+            raise ModelNotFound(
+                f"no Medusa heads at {path}: expected medusa.json + medusa.safetensors (ponder "
+                f"train-medusa writes them) or a FasterDecoding folder (config.json with "
+                f"medusa_num_heads and medusa_lm_head.safetensors or .pt)"
+            )
         c = heads.config
         if (c["hidden_size"], c["vocab_size"]) != (hidden_size, vocab_size):
-            raise ConfigError(f"Medusa heads at {path} were made for hidden size {c['hidden_size']} and vocabulary "
-                              f"{c['vocab_size']}, but the model has {hidden_size} and {vocab_size}: train heads for "
-                              f"this model with `ponder train-medusa`")
+            raise ConfigError(
+                f"Medusa heads at {path} were made for hidden size {c['hidden_size']} and vocabulary "
+                f"{c['vocab_size']}, but the model has {hidden_size} and {vocab_size}: train heads for "
+                f"this model with `ponder train-medusa`"
+            )
         return heads
 
 
@@ -148,8 +172,10 @@ class MedusaProposer:
         self.width = check_number("decoder.tree_width", tree_width, minimum=1, integer=True)
         self.choices = [tuple(c) for c in choices] if choices else None
         if vocab not in ("auto", "full"):
-            raise ConfigError(f"decoder.vocab must be auto (the heads' training vocabulary when the checkpoint "
-                              f"has one) or full, got {vocab!r}")
+            raise ConfigError(
+                f"decoder.vocab must be auto (the heads' training vocabulary when the checkpoint "
+                f"has one) or full, got {vocab!r}"
+            )
         self.vocab_choice = vocab
         self.hidden = None
 
@@ -164,8 +190,9 @@ class MedusaProposer:
             self.lm_head = lm_head_rows(self.lm_head, self.vocab)
         self.tree = TokenTree(self.choices) if self.choices else TokenTree.top_k(self.width, heads.num_heads)
         if self.tree.depth > heads.num_heads:
-            raise ConfigError(f"decoder.choices are {self.tree.depth} deep but the checkpoint has only "
-                              f"{heads.num_heads} Medusa heads")
+            raise ConfigError(
+                f"decoder.choices are {self.tree.depth} deep but the checkpoint has only {heads.num_heads} Medusa heads"
+            )
         self.flops_per_row = 2.0 * heads.shape(self.lm_head.weight.shape[0]).params
 
     def start(self, rows, prompts, budget) -> None:
@@ -178,12 +205,13 @@ class MedusaProposer:
             return [Draft() for _ in contexts]
         with torch.inference_mode():
             logits = self.heads(self.hidden, self.lm_head)  # [rows, heads, vocab or draft vocab]
-        ranked = logits[:, :self.tree.depth].topk(max(self.tree.ranks) + 1, -1).indices
+        ranked = logits[:, : self.tree.depth].topk(max(self.tree.ranks) + 1, -1).indices
         if self.vocab is not None:
             ranked = self.vocab[ranked]
         drafts = [self.tree.draft(r) for r in ranked]
-        meter.charge(generated_tokens=sum(len(d) for d in drafts), forward_passes=1,
-                     flops=self.flops_per_row * len(contexts))
+        meter.charge(
+            generated_tokens=sum(len(d) for d in drafts), forward_passes=1, flops=self.flops_per_row * len(contexts)
+        )
         return drafts
 
     def commit(self, rows, paths, drafts) -> None:

@@ -15,6 +15,7 @@ vocabularies up to 65,536 tokens and the observed one above. The generated answe
 Heads sharing the lm_head are saved with the training vocabulary (the tokens the labels use),
 which the proposer drafts from by default; the held-out accuracy is reported both over the
 whole vocabulary and over that one."""
+
 from __future__ import annotations
 
 import json
@@ -31,8 +32,9 @@ from ponder.speculative.medusa import MedusaHeads, lm_head_rows
 from ponder.types import SamplingParams
 
 
-def self_distilled(model, questions: list[str], max_new_tokens: int, batch: int = 16, progress: bool = True,
-                   cache: Path | None = None) -> list[dict]:
+def self_distilled(
+    model, questions: list[str], max_new_tokens: int, batch: int = 16, progress: bool = True, cache: Path | None = None
+) -> list[dict]:
     """Per question, the base model's greedy answer: {"question", "ids" (prompt + answer token
     ids), "start" (index of the first answer token), "seconds"}. With `cache` (a JSONL file),
     each batch is appended as it finishes and a rerun with the same settings answers only the
@@ -42,12 +44,14 @@ def self_distilled(model, questions: list[str], max_new_tokens: int, batch: int 
     todo = [q for q in dict.fromkeys(questions) if q not in done]
     params = SamplingParams(n=1, temperature=0.0, max_new_tokens=max_new_tokens)
     for start in tqdm(range(0, len(todo), batch), desc="self-distillation data", disable=not progress):
-        t0, chunk = time.perf_counter(), todo[start:start + batch]
+        t0, chunk = time.perf_counter(), todo[start : start + batch]
         prompts = [model.chat(q) for q in chunk]
         outs = model.generate(prompts, params, Budget())
         seconds = round((time.perf_counter() - t0) / len(chunk), 2)
-        new = [{"question": q, "ids": (ids := model.encode(p)) + c.token_ids, "start": len(ids), "seconds": seconds}
-               for q, p, (c,) in zip(chunk, prompts, outs)]
+        new = [
+            {"question": q, "ids": (ids := model.encode(p)) + c.token_ids, "start": len(ids), "seconds": seconds}
+            for q, p, (c,) in zip(chunk, prompts, outs)
+        ]
         done.update((r["question"], r) for r in new)
         if cache:
             with open(cache, "a") as f:
@@ -80,18 +84,30 @@ def head_accuracy(heads, lm_head, h, labels, batch: int, vocab=None) -> list[flo
     total = torch.zeros(heads.num_heads)
     with torch.inference_mode():
         for s in range(0, len(h), batch):
-            pred = heads(h[s:s + batch], lm_head).argmax(-1)
+            pred = heads(h[s : s + batch], lm_head).argmax(-1)
             pred = vocab[pred] if vocab is not None else pred
-            ok = labels[s:s + batch] != -100
-            right += ((pred == labels[s:s + batch]) & ok).sum(0)
+            ok = labels[s : s + batch] != -100
+            right += ((pred == labels[s : s + batch]) & ok).sum(0)
             total += ok.sum(0)
     return (right / total.clamp_min(1)).tolist()
 
 
-def train_medusa(model, out: str | Path, questions: list[str], num_heads: int = 4, num_layers: int = 1,
-                 share_lm_head: bool = True, max_new_tokens: int = 128, epochs: int = 2, lr: float = 1e-3,
-                 batch_positions: int = 128, heldout: float = 0.1, seed: int = 0, loss_vocab: str = "auto",
-                 progress: bool = True) -> dict:
+def train_medusa(
+    model,
+    out: str | Path,
+    questions: list[str],
+    num_heads: int = 4,
+    num_layers: int = 1,
+    share_lm_head: bool = True,
+    max_new_tokens: int = 128,
+    epochs: int = 2,
+    lr: float = 1e-3,
+    batch_positions: int = 128,
+    heldout: float = 0.1,
+    seed: int = 0,
+    loss_vocab: str = "auto",
+    progress: bool = True,
+) -> dict:
     """Train heads for `model` (an HFModel) and save them to `out`; returns the metrics saved
     beside them (medusa_train.json)."""
     from ponder.protocols import require
@@ -108,8 +124,10 @@ def train_medusa(model, out: str | Path, questions: list[str], num_heads: int = 
     if loss_vocab == "auto":
         loss_vocab = "full" if lm_head.weight.shape[0] <= 65536 else "observed"
     if loss_vocab == "observed" and not share_lm_head:
-        raise ConfigError("loss_vocab=observed trains heads through the shared lm_head: set share_lm_head=true, "
-                          "or loss_vocab=full to train heads with their own output layers")
+        raise ConfigError(
+            "loss_vocab=observed trains heads through the shared lm_head: set share_lm_head=true, "
+            "or loss_vocab=full to train heads with their own output layers"
+        )
     torch.manual_seed(seed)
     data = self_distilled(model, questions, max_new_tokens, progress=progress, cache=Path(out) / "distill.jsonl")
     seqs = [(r["ids"], r["start"]) for r in data]
@@ -123,14 +141,20 @@ def train_medusa(model, out: str | Path, questions: list[str], num_heads: int = 
     y_eval = torch.cat(labels[split:]) if n_eval else y_train[:0]
     vocab = torch.unique(y_train[y_train != -100])  # the training vocabulary
     cfg, device = net.config.get_text_config(), lm_head.weight.device
-    heads = MedusaHeads(cfg.hidden_size, lm_head.weight.shape[0], num_heads, num_layers, share_lm_head,
-                        draft_vocab=len(vocab) if share_lm_head else 0)
+    heads = MedusaHeads(
+        cfg.hidden_size,
+        lm_head.weight.shape[0],
+        num_heads,
+        num_layers,
+        share_lm_head,
+        draft_vocab=len(vocab) if share_lm_head else 0,
+    )
     heads.to(device)
     if share_lm_head:
         heads.draft_vocab.copy_(vocab)
     vocab = vocab.to(device)
-    f32_head = lm_head_rows(lm_head, dtype=torch.float32)      # frozen: the base model stays as it is
-    vocab_head = lm_head_rows(lm_head, vocab, torch.float32)   # the lm_head's rows for the training vocabulary
+    f32_head = lm_head_rows(lm_head, dtype=torch.float32)  # frozen: the base model stays as it is
+    vocab_head = lm_head_rows(lm_head, vocab, torch.float32)  # the lm_head's rows for the training vocabulary
     h_train, y_train = h_train.to(device), y_train.to(device)
     train_head = f32_head
     if loss_vocab == "observed":  # the softmax runs over the tokens the labels use, not all of the vocabulary
@@ -139,7 +163,7 @@ def train_medusa(model, out: str | Path, questions: list[str], num_heads: int = 
         remap[vocab] = torch.arange(len(vocab), device=device)
         y_train = torch.where(y_train == -100, -100, remap[y_train.clamp_min(0)])
     opt = torch.optim.AdamW(heads.parameters(), lr=lr)
-    weights = torch.tensor([0.8 ** k for k in range(num_heads)], device=h_train.device)
+    weights = torch.tensor([0.8**k for k in range(num_heads)], device=h_train.device)
     steps = epochs * ((len(h_train) + batch_positions - 1) // batch_positions)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=0.1)
     losses = []
@@ -147,10 +171,11 @@ def train_medusa(model, out: str | Path, questions: list[str], num_heads: int = 
         for _ in range(epochs):
             order = torch.randperm(len(h_train), device=h_train.device)
             for s in range(0, len(order), batch_positions):
-                idx = order[s:s + batch_positions]
+                idx = order[s : s + batch_positions]
                 logits = heads(h_train[idx], train_head)  # [b, heads, vocab]
-                ce = torch.nn.functional.cross_entropy(logits.transpose(1, 2), y_train[idx], ignore_index=-100,
-                                                       reduction="none")  # [b, heads]
+                ce = torch.nn.functional.cross_entropy(
+                    logits.transpose(1, 2), y_train[idx], ignore_index=-100, reduction="none"
+                )  # [b, heads]
                 ok = (y_train[idx] != -100).float()
                 loss = ((ce * ok).sum(0) / ok.sum(0).clamp_min(1) * weights).sum()
                 opt.zero_grad()
@@ -167,15 +192,25 @@ def train_medusa(model, out: str | Path, questions: list[str], num_heads: int = 
         return head_accuracy(heads, head, h_eval, y_eval, batch_positions, vocab)
 
     metrics = {
-        "base_model": model.name, "sequences": len(seqs), "train_positions": len(h_train),
-        "heldout_sequences": n_eval, "heldout_positions": len(h_eval), "num_heads": num_heads,
-        "num_layers": num_layers, "share_lm_head": share_lm_head, "epochs": epochs, "lr": lr,
-        "loss_vocab": loss_vocab, "loss_vocab_size": len(vocab) if loss_vocab == "observed" else len(f32_head.weight),
+        "base_model": model.name,
+        "sequences": len(seqs),
+        "train_positions": len(h_train),
+        "heldout_sequences": n_eval,
+        "heldout_positions": len(h_eval),
+        "num_heads": num_heads,
+        "num_layers": num_layers,
+        "share_lm_head": share_lm_head,
+        "epochs": epochs,
+        "lr": lr,
+        "loss_vocab": loss_vocab,
+        "loss_vocab_size": len(vocab) if loss_vocab == "observed" else len(f32_head.weight),
         "draft_vocab_size": len(vocab) if share_lm_head else None,
-        "first_loss": losses[0], "last_loss": sum(losses[-10:]) / len(losses[-10:]),
+        "first_loss": losses[0],
+        "last_loss": sum(losses[-10:]) / len(losses[-10:]),
         "heldout_top1_per_head": accuracy(f32_head) if n_eval else None,
         "heldout_top1_per_head_draft_vocab": accuracy(vocab_head, vocab) if n_eval and share_lm_head else None,
-        "seconds_data": t_data, "seconds_training": (t_train := time.perf_counter() - t0),
+        "seconds_data": t_data,
+        "seconds_training": (t_train := time.perf_counter() - t0),
         "seconds_total": t_data + t_train,
     }
     heads.save(out)

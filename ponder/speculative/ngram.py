@@ -1,6 +1,7 @@
 """N-gram (prompt lookup) proposer: the tokens that followed the latest earlier occurrence of
 the context's last n tokens ("Prompt Lookup Decoding", Saxena 2023). No model, no draft
 probabilities: its drafts are deterministic proposals."""
+
 from __future__ import annotations
 
 import torch
@@ -23,7 +24,7 @@ class NGramProposer:
             windows = ids[:-1].unfold(0, n, 1)  # every earlier n-gram (not the tail itself)
             hits = (windows == ids[-n:]).all(-1).nonzero()
             for start in reversed(hits[:, 0].tolist()):  # latest first
-                follow = context[start + n:start + n + self.num_tokens]
+                follow = context[start + n : start + n + self.num_tokens]
                 if follow:
                     return follow
         return []

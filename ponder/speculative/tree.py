@@ -5,6 +5,7 @@ A draft for one row is a tree whose root (node 0) is the row's pending token (sa
 yet in the KV cache) and whose nodes 1..T are proposed continuations, each with a parent index
 lower than its own. A chain is the tree whose parents are 0, 1, 2, ...
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -41,6 +42,7 @@ class Draft:
                 raise ValueError(f"node {i + 1} has parent {p}: parents must come before their children")
             kids[p].append(i + 1)
         return kids
+
 
 def depths(parents: Sequence[int]) -> list[int]:
     """Depth of the root and of every node of a tree given by its parents (position offsets)."""
@@ -92,7 +94,7 @@ class TokenTree:
         self.retrieve = torch.full((len(leaves), self.depth + 1), -1, dtype=torch.long)
         for r, leaf in enumerate(leaves):
             nodes = [0] + [index[leaf[:d]] for d in range(1, len(leaf) + 1)]
-            self.retrieve[r, :len(nodes)] = torch.tensor(nodes)
+            self.retrieve[r, : len(nodes)] = torch.tensor(nodes)
 
     @classmethod
     def chain(cls, length: int) -> "TokenTree":

@@ -15,6 +15,7 @@ Rows with temperature 0 take the argmax all the way, which reproduces greedy dec
 `typical=(threshold, alpha)` is Medusa's typical acceptance, lossy and off by default: accept
 the first child x with p(x) > min(threshold, alpha * exp(-H(p))), then sample from p.
 """
+
 from __future__ import annotations
 
 import torch
@@ -23,8 +24,13 @@ from ponder.decoding.sampling import draw
 from ponder.speculative.tree import Draft
 
 
-def accept(probs: torch.Tensor, draft: Draft, greedy: bool, generator: torch.Generator | None = None,
-           typical: tuple[float, float] | None = None) -> tuple[list[int], int]:
+def accept(
+    probs: torch.Tensor,
+    draft: Draft,
+    greedy: bool,
+    generator: torch.Generator | None = None,
+    typical: tuple[float, float] | None = None,
+) -> tuple[list[int], int]:
     """The accepted nodes (root excluded, in order) and the token that follows them.
 
     probs [1 + T, vocab]: the target's (processed) distribution after each node; for a greedy

@@ -1,4 +1,5 @@
 """A benchmark is data: problems with references, a prompt per problem, and a checker."""
+
 from __future__ import annotations
 
 import json
@@ -13,8 +14,8 @@ from ponder.errors import DatasetError
 @dataclass
 class Problem:
     id: str
-    question: str          # what the model is asked (already formatted by the task)
-    reference: Any         # what the checker compares against
+    question: str  # what the model is asked (already formatted by the task)
+    reference: Any  # what the checker compares against
     meta: dict = field(default_factory=dict)
 
 
@@ -31,14 +32,17 @@ def read_jsonl(path: str | os.PathLike, fields: tuple[str, ...]) -> list[dict]:
             try:
                 row = json.loads(line)
             except json.JSONDecodeError as e:
-                raise DatasetError(f"{path}:{n} is not valid JSON ({e.msg}); "
-                                   "each line must be one JSON object") from None
+                raise DatasetError(
+                    f"{path}:{n} is not valid JSON ({e.msg}); each line must be one JSON object"
+                ) from None
             if not isinstance(row, dict):
                 raise DatasetError(f"{path}:{n} is a JSON {type(row).__name__}, not an object")
             missing = [k for k in fields if k not in row]
             if missing:
-                raise DatasetError(f"{path}:{n} has no field {missing[0]!r} (fields there: {sorted(row)}); "
-                                   f"name the right field in the task config")
+                raise DatasetError(
+                    f"{path}:{n} has no field {missing[0]!r} (fields there: {sorted(row)}); "
+                    f"name the right field in the task config"
+                )
             rows.append(row)
     if not rows:
         raise DatasetError(f"dataset file '{path}' holds no rows")
@@ -53,8 +57,9 @@ def hub_rows(hub_id: str, config: str | None, split: str, local_hint: str) -> li
     try:
         return list(datasets.load_dataset(hub_id, config, split=split))
     except Exception as e:
-        raise DatasetError(f"could not load {hub_id} ({split}) from the hub: {type(e).__name__}: "
-                           f"{str(e)[:200]}. Offline? {local_hint}") from None
+        raise DatasetError(
+            f"could not load {hub_id} ({split}) from the hub: {type(e).__name__}: {str(e)[:200]}. Offline? {local_hint}"
+        ) from None
 
 
 class Task:
@@ -65,6 +70,7 @@ class Task:
 
     def __init__(self, limit: int | None = None, offset: int = 0):
         from ponder.errors import check_number
+
         if limit is not None:
             check_number("task.limit", limit, minimum=1, integer=True)
         check_number("task.offset", offset, minimum=0, integer=True)
@@ -75,7 +81,7 @@ class Task:
         if self._problems is None:
             every = self.load()
             end = None if self.limit is None else self.offset + self.limit
-            self._problems = every[self.offset:end]
+            self._problems = every[self.offset : end]
         return self._problems
 
     def __iter__(self) -> Iterator[Problem]:
@@ -86,4 +92,5 @@ class Task:
 
     def check(self, text: str, problem: Problem) -> bool:
         from ponder.verifiers.math import MathVerifier
+
         return MathVerifier().check(text, str(problem.reference))

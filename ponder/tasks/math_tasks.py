@@ -1,4 +1,5 @@
 """Math word problems: GSM8K, MATH-500, and any JSONL file of question/answer pairs."""
+
 from __future__ import annotations
 
 import os
@@ -29,11 +30,19 @@ class GSM8K(Task):
 
     def load(self) -> list[Problem]:
         path = self.path or local_data("gsm8k", f"{self.split}.jsonl")
-        rows = read_jsonl(path, ("question", "answer")) if path else hub_rows(
-            "openai/gsm8k", "main", self.split, "pass task.path=<gsm8k jsonl> or set PONDER_DATA")
-        return [Problem(f"gsm8k-{self.split}-{i}", self.template.format(question=r["question"]),
-                        r["answer"].split("####")[-1].strip().replace(",", ""))
-                for i, r in enumerate(rows)]
+        rows = (
+            read_jsonl(path, ("question", "answer"))
+            if path
+            else hub_rows("openai/gsm8k", "main", self.split, "pass task.path=<gsm8k jsonl> or set PONDER_DATA")
+        )
+        return [
+            Problem(
+                f"gsm8k-{self.split}-{i}",
+                self.template.format(question=r["question"]),
+                r["answer"].split("####")[-1].strip().replace(",", ""),
+            )
+            for i, r in enumerate(rows)
+        ]
 
 
 class MATH500(Task):
@@ -48,10 +57,15 @@ class MATH500(Task):
 
     def load(self) -> list[Problem]:
         path = self.path or local_data("math500", "test.jsonl")
-        rows = read_jsonl(path, ("problem", "answer")) if path else hub_rows(
-            "HuggingFaceH4/MATH-500", None, "test", "pass task.path=<MATH-500 jsonl> or set PONDER_DATA")
-        return [Problem(r.get("unique_id", f"math500-{i}"), self.template.format(question=r["problem"]), r["answer"])
-                for i, r in enumerate(rows)]
+        rows = (
+            read_jsonl(path, ("problem", "answer"))
+            if path
+            else hub_rows("HuggingFaceH4/MATH-500", None, "test", "pass task.path=<MATH-500 jsonl> or set PONDER_DATA")
+        )
+        return [
+            Problem(r.get("unique_id", f"math500-{i}"), self.template.format(question=r["problem"]), r["answer"])
+            for i, r in enumerate(rows)
+        ]
 
 
 class JSONLTask(Task):
@@ -60,9 +74,18 @@ class JSONLTask(Task):
 
     name = "jsonl"
 
-    def __init__(self, path: str | None = None, question_field: str = "question", answer_field: str = "answer",
-                 id_field: str | None = None, template: str = INSTRUCTION, checker: str = "math", **kw):
+    def __init__(
+        self,
+        path: str | None = None,
+        question_field: str = "question",
+        answer_field: str = "answer",
+        id_field: str | None = None,
+        template: str = INSTRUCTION,
+        checker: str = "math",
+        **kw,
+    ):
         from ponder.errors import ConfigError
+
         super().__init__(**kw)
         if not path:
             raise ConfigError("task=jsonl needs task.path=<file.jsonl> (and task.question_field / task.answer_field)")
@@ -73,11 +96,18 @@ class JSONLTask(Task):
 
     def load(self) -> list[Problem]:
         rows = read_jsonl(self.path, (self.q, self.a) + ((self.id_field,) if self.id_field else ()))
-        return [Problem(str(r[self.id_field]) if self.id_field else f"{Path(self.path).stem}-{i}",
-                        self.template.format(question=r[self.q]), str(r[self.a]).strip()) for i, r in enumerate(rows)]
+        return [
+            Problem(
+                str(r[self.id_field]) if self.id_field else f"{Path(self.path).stem}-{i}",
+                self.template.format(question=r[self.q]),
+                str(r[self.a]).strip(),
+            )
+            for i, r in enumerate(rows)
+        ]
 
     def check(self, text: str, problem: Problem) -> bool:
         if self.checker == "exact":
             from ponder.verifiers.math import extract_answer
+
             return (extract_answer(text) or text.strip()) == problem.reference
         return super().check(text, problem)

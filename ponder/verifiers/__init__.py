@@ -1,5 +1,6 @@
 """Verifiers score candidate solutions: `score(prompt, candidates, budget) -> list[float]`
 (NaN where the budget ran out), and extract the answer a candidate states."""
+
 from __future__ import annotations
 
 from typing import Protocol, Sequence
@@ -24,8 +25,9 @@ class Verifier(Protocol):
 class StepVerifier(Verifier, Protocol):
     """A process reward model: one score per step (`prm`, or `llm_judge` step by step)."""
 
-    def step_scores(self, question: str, solutions: Sequence[list[str]], budget: Budget,
-                    known: Sequence[list[float]] | None = None) -> list[list[float]]: ...
+    def step_scores(
+        self, question: str, solutions: Sequence[list[str]], budget: Budget, known: Sequence[list[float]] | None = None
+    ) -> list[list[float]]: ...
 
 
 __all__ = ["Verifier", "StepVerifier", "ProcessRewardModel", "CodeVerifier", "LLMJudge", "MathVerifier", "RewardModel"]

@@ -4,6 +4,7 @@
 which must not see hidden tests, runs the doctest examples of the prompt's docstring (the
 public tests) and returns the share that pass.
 """
+
 from __future__ import annotations
 
 import doctest
@@ -43,7 +44,7 @@ def doctest_examples(text: str) -> list[tuple[str, str]]:
     return [(e.source.strip(), re.split(r'"""|\'\'\'', e.want)[0].rstrip() + "\n") for e in examples]
 
 
-_HARNESS = '''
+_HARNESS = """
 import doctest as _d
 _passed = 0
 for _src, _want in {examples!r}:
@@ -53,7 +54,7 @@ for _src, _want in {examples!r}:
     except BaseException:
         pass
 print("PONDER_PASSED", _passed)
-'''
+"""
 
 
 class CodeVerifier:

@@ -1,6 +1,7 @@
 """LLM-as-judge: any backend model asked whether a solution is correct; the score is
 P("Yes") / (P("Yes") + P("No")) for its next token ("Judging LLM-as-a-Judge with MT-Bench
 and Chatbot Arena", Zheng et al. 2023)."""
+
 from __future__ import annotations
 
 import math
@@ -10,11 +11,15 @@ from ponder.budget import Budget
 from ponder.types import Candidate
 from ponder.verifiers.prm import StepScoring, check_aggregate
 
-STEP_TEMPLATE = ("Here is a problem and the first steps of a proposed solution.\n\nProblem:\n{question}\n\n"
-                 "Steps so far:\n{previous}\n\nNew step:\n{step}\n\nIs the new step correct? Answer with one "
-                 "word, Yes or No.")
-TEMPLATE = ("Here is a problem and a proposed solution.\n\nProblem:\n{question}\n\nProposed solution:\n"
-            "{solution}\n\nIs the proposed solution correct? Answer with one word, Yes or No.")
+STEP_TEMPLATE = (
+    "Here is a problem and the first steps of a proposed solution.\n\nProblem:\n{question}\n\n"
+    "Steps so far:\n{previous}\n\nNew step:\n{step}\n\nIs the new step correct? Answer with one "
+    "word, Yes or No."
+)
+TEMPLATE = (
+    "Here is a problem and a proposed solution.\n\nProblem:\n{question}\n\nProposed solution:\n"
+    "{solution}\n\nIs the proposed solution correct? Answer with one word, Yes or No."
+)
 
 
 class LLMJudge(StepScoring):
@@ -25,11 +30,20 @@ class LLMJudge(StepScoring):
 
     name = "llm_judge"
 
-    def __init__(self, model=None, template: str = TEMPLATE, yes: str = "Yes", no: str = "No",
-                 step_template: str = STEP_TEMPLATE, per_step: bool = False, aggregate: str = "min",
-                 delimiter: str = "\n\n"):
+    def __init__(
+        self,
+        model=None,
+        template: str = TEMPLATE,
+        yes: str = "Yes",
+        no: str = "No",
+        step_template: str = STEP_TEMPLATE,
+        per_step: bool = False,
+        aggregate: str = "min",
+        delimiter: str = "\n\n",
+    ):
         if isinstance(model, str):
             from ponder.models import load_model
+
             model = load_model(model)
         self.model, self.template, self.yes, self.no = model, template, yes, no
         self.step_template, self.per_step, self.delimiter = step_template, per_step, delimiter
@@ -58,12 +72,23 @@ class LLMJudge(StepScoring):
             return super().score(prompt, candidates, budget)
         return [self.p_yes(self.template.format(question=prompt, solution=c.text), budget) for c in candidates]
 
-    def step_scores(self, question: str, solutions: Sequence[list[str]], budget: Budget,
-                    known: Sequence[list[float]] | None = None) -> list[list[float]]:
+    def step_scores(
+        self, question: str, solutions: Sequence[list[str]], budget: Budget, known: Sequence[list[float]] | None = None
+    ) -> list[list[float]]:
         """P(Yes) for each step given the steps before it; `known[i]` holds scores already
         judged for the first steps of solution i (a search node's parent), reused as they are."""
         known = known or [[] for _ in solutions]
-        return [list(done) + [self.p_yes(self.step_template.format(
-                    question=question, step=step, previous="\n\n".join(steps[:i]) or "(none)"), budget)
-                 for i, step in enumerate(steps) if i >= len(done)]
-                for steps, done in zip(solutions, known)]
+        return [
+            list(done)
+            + [
+                self.p_yes(
+                    self.step_template.format(
+                        question=question, step=step, previous="\n\n".join(steps[:i]) or "(none)"
+                    ),
+                    budget,
+                )
+                for i, step in enumerate(steps)
+                if i >= len(done)
+            ]
+            for steps, done in zip(solutions, known)
+        ]

@@ -1,4 +1,5 @@
 """Math answers: extraction from model text, and equivalence by the math-verify library."""
+
 from __future__ import annotations
 
 import re
@@ -20,7 +21,7 @@ def last_boxed(text: str) -> str | None:
     while j < len(text) and depth:
         depth += {"{": 1, "}": -1}.get(text[j], 0)
         j += 1
-    return text[i:j - 1].strip() if depth == 0 else None
+    return text[i : j - 1].strip() if depth == 0 else None
 
 
 def extract_answer(text: str) -> str | None:
@@ -28,8 +29,10 @@ def extract_answer(text: str) -> str | None:
     then the last number in the text. None when there is nothing answer-like."""
     if (boxed := last_boxed(text)) is not None:
         return normalize(boxed)
-    for pattern in (r"####\s*(.+)",
-                    r"[Tt]he (?:final )?answer is[:\s]*\$?\\?\(?\s*(.+?)(?:\s*\\?\))?\s*(?:\.\s|\.?$|\n)"):
+    for pattern in (
+        r"####\s*(.+)",
+        r"[Tt]he (?:final )?answer is[:\s]*\$?\\?\(?\s*(.+?)(?:\s*\\?\))?\s*(?:\.\s|\.?$|\n)",
+    ):
         if found := re.findall(pattern, text):
             return normalize(found[-1])
     if numbers := re.findall(_NUMBER, text):

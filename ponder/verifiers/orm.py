@@ -1,5 +1,6 @@
 """Outcome reward models: hub sequence-classification models that score a whole solution
 (e.g. Skywork-Reward, OpenAssistant reward models, ArmoRM-style single-logit heads)."""
+
 from __future__ import annotations
 
 from typing import Sequence
@@ -27,13 +28,16 @@ class RewardModel:
 
         kind, where = resolve(path)
         if kind != "pretrained":
-            raise ModelNotFound(f"verifier.path='{path}' must be a hub id or a folder with a "
-                                f"sequence-classification reward model (GGUF is for causal LMs)")
+            raise ModelNotFound(
+                f"verifier.path='{path}' must be a hub id or a folder with a "
+                f"sequence-classification reward model (GGUF is for causal LMs)"
+            )
         dev = pick_device(device)
         try:
             self.tokenizer = AutoTokenizer.from_pretrained(where)
-            self.network = placed(AutoModelForSequenceClassification.from_pretrained(
-                where, dtype=pick_dtype(dtype, dev)), dev)
+            self.network = placed(
+                AutoModelForSequenceClassification.from_pretrained(where, dtype=pick_dtype(dtype, dev)), dev
+            )
         except OSError as e:
             raise ModelNotFound(f"could not load reward model '{path}': {e}") from None
         self.shape, self.device, self.max_length = model_shape(self.network), dev, max_length
@@ -54,7 +58,7 @@ class RewardModel:
             ids = self.tokenizer(text, add_special_tokens=False)["input_ids"]
         else:
             ids = self.tokenizer(prompt + "\n" + solution)["input_ids"]
-        return ids[-self.max_length:]
+        return ids[-self.max_length :]
 
     def score(self, prompt: str, candidates: Sequence[Candidate], budget: Budget) -> list[float]:
         scores = []
@@ -67,6 +71,7 @@ class RewardModel:
             with torch.inference_mode():
                 logits = self.network(input_ids=torch.tensor([ids], device=self.device)).logits[0].float()
             budget.charge(verifier_calls=1, prompt_tokens=len(ids), forward_passes=1, flops=flops)
-            scores.append(logits[0].item() if logits.numel() == 1 else
-                          (logits[-1] - torch.logsumexp(logits[:-1], 0)).item())
+            scores.append(
+                logits[0].item() if logits.numel() == 1 else (logits[-1] - torch.logsumexp(logits[:-1], 0)).item()
+            )
         return scores

@@ -12,6 +12,7 @@ Two formats real hub PRMs use:
 
 Step scores aggregate into one solution score by `last`, `min`, `prod` or `mean`.
 """
+
 from __future__ import annotations
 
 import math
@@ -51,7 +52,9 @@ def render_separated(tokenizer, question: str, steps: Sequence[str], separator: 
     answer = "".join(s + separator for s in steps)
     if getattr(tokenizer, "chat_template", None):
         messages = ([{"role": "system", "content": system}] if system else []) + [
-            {"role": "user", "content": question}, {"role": "assistant", "content": answer}]
+            {"role": "user", "content": question},
+            {"role": "assistant", "content": answer},
+        ]
         text = tokenizer.apply_chat_template(messages, tokenize=False)
         return tokenizer(text, add_special_tokens=False)["input_ids"]
     return tokenizer(question + "\n" + answer)["input_ids"]
@@ -72,17 +75,30 @@ class StepScoring:
 
     def score(self, prompt: str, candidates: Sequence[Candidate], budget: Budget) -> list[float]:
         steps = self.step_scores(prompt, [split_steps(c.text, self.delimiter) for c in candidates], budget)
-        return [aggregate_scores(s, self.aggregate) if s and not any(x != x for x in s) else float("nan")
-                for s in steps]
+        return [
+            aggregate_scores(s, self.aggregate) if s and not any(x != x for x in s) else float("nan") for s in steps
+        ]
 
 
 class ProcessRewardModel(StepScoring):
     name = "prm"
 
-    def __init__(self, path: str, format: str = "auto", aggregate: str = "min", delimiter: str = "\n\n",
-                 separator: str = "<extra_0>", step_tag: str = "ки", good: str = "+", bad: str = "-",
-                 system: str | None = QWEN_SYSTEM, dtype: str = "auto", device: str = "auto", max_length: int = 4096,
-                 cache_tokens: int = 32768):
+    def __init__(
+        self,
+        path: str,
+        format: str = "auto",
+        aggregate: str = "min",
+        delimiter: str = "\n\n",
+        separator: str = "<extra_0>",
+        step_tag: str = "ки",
+        good: str = "+",
+        bad: str = "-",
+        system: str | None = QWEN_SYSTEM,
+        dtype: str = "auto",
+        device: str = "auto",
+        max_length: int = 4096,
+        cache_tokens: int = 32768,
+    ):
         from transformers import AutoTokenizer
 
         from ponder.models.hf import model_shape
@@ -102,8 +118,10 @@ class ProcessRewardModel(StepScoring):
         if format == "auto":
             format = "token_classification" if separator in vocab else "step_tag" if step_tag in vocab else None
             if format is None:
-                raise ConfigError(f"cannot tell the PRM format of '{path}': its vocabulary has neither the separator "
-                                  f"{separator!r} nor the step tag {step_tag!r}; set verifier.format and those tokens")
+                raise ConfigError(
+                    f"cannot tell the PRM format of '{path}': its vocabulary has neither the separator "
+                    f"{separator!r} nor the step tag {step_tag!r}; set verifier.format and those tokens"
+                )
         self.format = format
         if format == "token_classification":
             self.sep_id = self.token_id(separator, "verifier.separator")
@@ -111,13 +129,15 @@ class ProcessRewardModel(StepScoring):
             if format == "step_tag":
                 self.tag_id, self.step_tag = self.token_id(step_tag, "verifier.step_tag"), step_tag
             elif not getattr(self.tokenizer, "chat_template", None):
-                raise ConfigError(f"verifier.format=chat_turns needs a tokenizer with a chat template; "
-                                  f"'{path}' has none")
+                raise ConfigError(
+                    f"verifier.format=chat_turns needs a tokenizer with a chat template; '{path}' has none"
+                )
             self.label_ids = [self.token_id(good, "verifier.good"), self.token_id(bad, "verifier.bad")]
             self.good = good
         else:
-            raise ConfigError(f"verifier.format must be auto, token_classification, step_tag or chat_turns; "
-                              f"got {format!r}")
+            raise ConfigError(
+                f"verifier.format must be auto, token_classification, step_tag or chat_turns; got {format!r}"
+            )
         self.network = placed(self._load(where, format, pick_dtype(dtype, dev)), dev)
         self.shape, self.device = model_shape(self.network), dev
         self.cache = PrefixCache(cache_tokens) if cache_tokens > 0 else None
@@ -152,8 +172,11 @@ class ProcessRewardModel(StepScoring):
             conv.append({"role": "user", "content": f"{question} {step}" if k == 0 else step})
             starts.append(len(self.tokenizer.apply_chat_template(conv, tokenize=False, add_generation_prompt=True)))
             conv.append({"role": "assistant", "content": self.good})
-        enc = self.tokenizer(self.tokenizer.apply_chat_template(conv, tokenize=False), add_special_tokens=False,
-                             return_offsets_mapping=True)
+        enc = self.tokenizer(
+            self.tokenizer.apply_chat_template(conv, tokenize=False),
+            add_special_tokens=False,
+            return_offsets_mapping=True,
+        )
         spans = enc["offset_mapping"]
         return enc["input_ids"], [next(i for i, (a, b) in enumerate(spans) if b > s) - 1 for s in starts]
 
@@ -162,8 +185,10 @@ class ProcessRewardModel(StepScoring):
         if self.format == "chat_turns":
             return self.render_turns(question, steps)
         if self.format == "step_tag":
-            ids, marker = self.tokenizer(question + " " + "".join(f"{s} {self.step_tag}\n" for s in steps))[
-                "input_ids"], self.tag_id
+            ids, marker = (
+                self.tokenizer(question + " " + "".join(f"{s} {self.step_tag}\n" for s in steps))["input_ids"],
+                self.tag_id,
+            )
         else:
             sep = self.tokenizer.convert_ids_to_tokens(self.sep_id)
             ids, marker = render_separated(self.tokenizer, question, steps, sep, self.system), self.sep_id
@@ -175,8 +200,9 @@ class ProcessRewardModel(StepScoring):
             return logits.float().softmax(-1)[:, 1]
         return logits[:, self.label_ids].float().softmax(-1)[:, 0]
 
-    def step_scores(self, question: str, solutions: Sequence[list[str]], budget: Budget,
-                    known: Sequence[list[float]] | None = None) -> list[list[float]]:
+    def step_scores(
+        self, question: str, solutions: Sequence[list[str]], budget: Budget, known: Sequence[list[float]] | None = None
+    ) -> list[list[float]]:
         """Per solution, one score in [0, 1] per step; NaN where the budget ran out. Scoring is
         causal, so a solution that extends one scored before (a search node after its parent)
         runs only its new tokens: the PRM keeps KV states and per-position scores in a prefix
@@ -199,17 +225,25 @@ class ProcessRewardModel(StepScoring):
             if new:
                 cache = cache_from(self.network.config, entry.kv if shared else [], shared)
                 with torch.inference_mode():
-                    logits = self.network(input_ids=torch.tensor([ids[shared:]], device=self.device),
-                                          position_ids=torch.arange(shared, len(ids), device=self.device)[None],
-                                          past_key_values=cache, use_cache=True)[0][0]
+                    logits = self.network(
+                        input_ids=torch.tensor([ids[shared:]], device=self.device),
+                        position_ids=torch.arange(shared, len(ids), device=self.device)[None],
+                        past_key_values=cache,
+                        use_cache=True,
+                    )[0][0]
                 probs = torch.cat([probs, self._probs(logits).cpu()])
                 if self.cache is not None and not cut:
                     if cache.get_seq_length() != len(ids):  # a custom head class that ignores the cache
                         self.cache = None
                     else:
                         self.cache.put(CachedPrefix(tuple(ids), [(x.keys, x.values) for x in cache.layers], probs))
-            budget.charge(verifier_calls=1, prompt_tokens=new, cached_prompt_tokens=shared,
-                          forward_passes=int(new > 0), flops=flops)
+            budget.charge(
+                verifier_calls=1,
+                prompt_tokens=new,
+                cached_prompt_tokens=shared,
+                forward_passes=int(new > 0),
+                flops=flops,
+            )
             scores = probs[torch.tensor(where, dtype=torch.long)].tolist()
             # steps cut off by max_length lost their markers: they get no score of their own
             out.append([float("nan")] * (len(steps) - len(scores)) + scores)

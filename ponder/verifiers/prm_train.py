@@ -15,6 +15,7 @@ The result is saved as a transformers token-classification model (two labels, P(
 sigmoid of the value head) with `<extra_0>` as the separator, the Qwen2.5-Math-PRM format, so
 it loads as `verifier=prm verifier.path=<folder>` for every strategy.
 """
+
 from __future__ import annotations
 
 import copy
@@ -35,9 +36,21 @@ from ponder.verifiers.prm import QWEN_SYSTEM, render_separated, split_steps
 SEPARATOR = "<extra_0>"
 
 
-def rollout_labels(model, task, problems, samples: int, rollouts: int, delimiter: str, max_new_tokens: int,
-                   max_steps: int, temperature: float, seed: int, progress: bool = True,
-                   cache: Path | None = None, batch_problems: int = 1) -> list[dict]:
+def rollout_labels(
+    model,
+    task,
+    problems,
+    samples: int,
+    rollouts: int,
+    delimiter: str,
+    max_new_tokens: int,
+    max_steps: int,
+    temperature: float,
+    seed: int,
+    progress: bool = True,
+    cache: Path | None = None,
+    batch_problems: int = 1,
+) -> list[dict]:
     """One record per sampled solution of `problems`: its steps, a label in [0, 1] per step and
     the seconds its problem took to label (its group's time shared out equally).
 
@@ -47,18 +60,31 @@ def rollout_labels(model, task, problems, samples: int, rollouts: int, delimiter
     finishes and a rerun with the same settings labels only the problems not yet there (the
     group size is not a setting: it changes which random draws are made, not what a label is)."""
     check_number("batch_problems", batch_problems, minimum=1, integer=True)
-    settings = {"model": getattr(model, "name", type(model).__name__), "samples": samples, "rollouts": rollouts,
-                "delimiter": delimiter, "max_new_tokens": max_new_tokens, "max_steps": max_steps,
-                "temperature": temperature, "seed": seed}
+    settings = {
+        "model": getattr(model, "name", type(model).__name__),
+        "samples": samples,
+        "rollouts": rollouts,
+        "delimiter": delimiter,
+        "max_new_tokens": max_new_tokens,
+        "max_steps": max_steps,
+        "temperature": temperature,
+        "seed": seed,
+    }
     cached = resume_cache(cache, settings, "labels") if cache is not None else []
     done = {r["problem"] for r in cached}
     todo = [(n, p) for n, p in enumerate(problems) if p.id not in done]
-    with tqdm(total=len(problems), initial=len(problems) - len(todo), desc="rollout labels", unit="problem",
-              disable=not progress) as bar:
+    with tqdm(
+        total=len(problems),
+        initial=len(problems) - len(todo),
+        desc="rollout labels",
+        unit="problem",
+        disable=not progress,
+    ) as bar:
         for g in range(0, len(todo), batch_problems):
-            group = todo[g:g + batch_problems]
-            mine = _label_group(model, task, group, samples, rollouts, delimiter, max_new_tokens, max_steps,
-                                temperature, seed)
+            group = todo[g : g + batch_problems]
+            mine = _label_group(
+                model, task, group, samples, rollouts, delimiter, max_new_tokens, max_steps, temperature, seed
+            )
             cached += mine
             if cache is not None and mine:
                 with open(cache, "a") as f:
@@ -68,14 +94,18 @@ def rollout_labels(model, task, problems, samples: int, rollouts: int, delimiter
     return sorted((r for r in cached if r["problem"] in order), key=lambda r: order[r["problem"]])
 
 
-def _label_group(model, task, group, samples, rollouts, delimiter, max_new_tokens, max_steps, temperature,
-                 seed) -> list[dict]:
+def _label_group(
+    model, task, group, samples, rollouts, delimiter, max_new_tokens, max_steps, temperature, seed
+) -> list[dict]:
     """The records of `group` ((index, problem) pairs), labelled in two backend calls."""
     t0 = time.perf_counter()
     first = group[0][0]  # the group's seed: a group of one draws what one problem at a time always drew
     prompts = [model.chat(p.question) for _, p in group]
-    sols = model.generate(prompts, SamplingParams(n=samples, temperature=temperature, seed=seed + first,
-                                                  max_new_tokens=max_new_tokens), Budget())
+    sols = model.generate(
+        prompts,
+        SamplingParams(n=samples, temperature=temperature, seed=seed + first, max_new_tokens=max_new_tokens),
+        Budget(),
+    )
     # the label of a solution's real last step is whether the solution is right; every other
     # step's is the share of rollouts from it that reach the right answer
     todo, rows = [], []  # (problem, solution, steps, number of rolled prefixes); (prompt, prefix, problem)
@@ -85,12 +115,20 @@ def _label_group(model, task, group, samples, rollouts, delimiter, max_new_token
             steps = every[:max_steps]
             rolled = max(0, len(steps) - (len(steps) == len(every)))  # the solution's own end is not rolled
             todo.append((problem, sol, steps, rolled))
-            rows += [(prompt, delimiter.join(steps[:i + 1]) + delimiter, problem) for i in range(rolled)]
-    outs = model.generate([prompt + prefix for prompt, prefix, _ in rows], SamplingParams(
-        n=rollouts, temperature=temperature, seed=seed + first, max_new_tokens=max_new_tokens),
-        Budget()) if rows else []
-    shares = [sum(task.check(prefix + c.text, problem) for c in comps) / len(comps)
-              for (_, prefix, problem), comps in zip(rows, outs)]
+            rows += [(prompt, delimiter.join(steps[: i + 1]) + delimiter, problem) for i in range(rolled)]
+    outs = (
+        model.generate(
+            [prompt + prefix for prompt, prefix, _ in rows],
+            SamplingParams(n=rollouts, temperature=temperature, seed=seed + first, max_new_tokens=max_new_tokens),
+            Budget(),
+        )
+        if rows
+        else []
+    )
+    shares = [
+        sum(task.check(prefix + c.text, problem) for c in comps) / len(comps)
+        for (_, prefix, problem), comps in zip(rows, outs)
+    ]
     records, seconds = [], round((time.perf_counter() - t0) / len(group), 1)
     for problem, sol, steps, rolled in todo:
         labels, shares = shares[:rolled], shares[rolled:]
@@ -98,8 +136,9 @@ def _label_group(model, task, group, samples, rollouts, delimiter, max_new_token
             continue
         if rolled < len(steps):
             labels.append(float(task.check(sol.text, problem)))
-        records.append({"problem": problem.id, "question": problem.question, "steps": steps, "labels": labels,
-                        "seconds": seconds})
+        records.append(
+            {"problem": problem.id, "question": problem.question, "steps": steps, "labels": labels, "seconds": seconds}
+        )
     return records
 
 
@@ -140,8 +179,9 @@ def features(net, tokenizer, records, system: str | None, depths) -> dict[int, l
     body = net.base_model
     out = {d: [] for d in depths}
     for r in records:
-        ids = torch.tensor([render_separated(tokenizer, r["question"], r["steps"], SEPARATOR, system)],
-                           device=net.device)
+        ids = torch.tensor(
+            [render_separated(tokenizer, r["question"], r["steps"], SEPARATOR, system)], device=net.device
+        )
         # the embeddings, then each layer's output; the last one is the normed last_hidden_state
         hidden = body(input_ids=ids, output_hidden_states=True).hidden_states
         at = ids[0] == sep
@@ -250,17 +290,38 @@ def choose_depth(x_by_depth: dict, y, groups: list, steps: int, lr: float, seed:
     cv, good = {}, y > 0
     for d, x in sorted(x_by_depth.items()):
         l2, losses, oof = choose_l2((x - x.mean(0)) / x.std(0).clamp_min(1e-4), y, groups, steps, lr, seed)
-        cv[d] = {"l2": l2, "cv_loss_by_l2": losses, "cv_step_auc": None if oof is None else auc(oof, good),
-                 "cv_step_auc_ci95": None if oof is None else auc_ci95(oof, good, groups, seed=seed),
-                 "cv_within_problem_auc": None if oof is None else within_auc(oof, good, groups)}
+        cv[d] = {
+            "l2": l2,
+            "cv_loss_by_l2": losses,
+            "cv_step_auc": None if oof is None else auc(oof, good),
+            "cv_step_auc_ci95": None if oof is None else auc_ci95(oof, good, groups, seed=seed),
+            "cv_within_problem_auc": None if oof is None else within_auc(oof, good, groups),
+        }
     ranked = [d for d in cv if cv[d]["cv_within_problem_auc"] is not None]
     return (max(ranked, key=lambda d: (cv[d]["cv_within_problem_auc"], -d)) if ranked else max(cv)), cv
 
 
-def train_prm(model, out: str | Path, task, problems, samples: int = 2, rollouts: int = 4, delimiter: str = "\n\n",
-              max_new_tokens: int = 256, max_steps: int = 8, temperature: float = 0.8, heldout: float = 0.2,
-              steps: int = 300, lr: float = 0.01, seed: int = 0, system: str | None = QWEN_SYSTEM,
-              progress: bool = True, batch_problems: int = 4, body=None, depths=None) -> dict:
+def train_prm(
+    model,
+    out: str | Path,
+    task,
+    problems,
+    samples: int = 2,
+    rollouts: int = 4,
+    delimiter: str = "\n\n",
+    max_new_tokens: int = 256,
+    max_steps: int = 8,
+    temperature: float = 0.8,
+    heldout: float = 0.2,
+    steps: int = 300,
+    lr: float = 0.01,
+    seed: int = 0,
+    system: str | None = QWEN_SYSTEM,
+    progress: bool = True,
+    batch_problems: int = 4,
+    body=None,
+    depths=None,
+) -> dict:
     """Label with `model` (the policy), fit and save a PRM whose body is `body`'s (an HFModel;
     default the policy's own, a smaller one makes every scoring cheaper); returns the metrics
     saved beside it (prm_train.json), held-out step-label accuracy among them."""
@@ -276,17 +337,36 @@ def train_prm(model, out: str | Path, task, problems, samples: int = 2, rollouts
         raise ConfigError(f"train-prm needs at least 2 problems (some held out), got {len(problems)}")
     t0 = time.perf_counter()
     out = Path(out)
-    records = rollout_labels(model, task, problems, samples, rollouts, delimiter, max_new_tokens, max_steps,
-                             temperature, seed, progress, cache=out / "labels.jsonl", batch_problems=batch_problems)
+    records = rollout_labels(
+        model,
+        task,
+        problems,
+        samples,
+        rollouts,
+        delimiter,
+        max_new_tokens,
+        max_steps,
+        temperature,
+        seed,
+        progress,
+        cache=out / "labels.jsonl",
+        batch_problems=batch_problems,
+    )
     held = {p.id for p in problems[-n_eval:]}
     body = body or model
     net, tokenizer = prm_network(body)
     layers = len(net.base_model.layers)
-    depths = sorted({check_number(f"depths (layers of {body.name}'s {layers} read)", d, minimum=1, maximum=layers,
-                                  integer=True) for d in depths or depth_grid(layers)})
+    depths = sorted(
+        {
+            check_number(f"depths (layers of {body.name}'s {layers} read)", d, minimum=1, maximum=layers, integer=True)
+            for d in depths or depth_grid(layers)
+        }
+    )
     feats = features(net, tokenizer, records, system, depths)
-    split = {"train": [i for i, r in enumerate(records) if r["problem"] not in held],
-             "heldout": [i for i, r in enumerate(records) if r["problem"] in held]}
+    split = {
+        "train": [i for i, r in enumerate(records) if r["problem"] not in held],
+        "heldout": [i for i, r in enumerate(records) if r["problem"] in held],
+    }
     # per split: the label of every step and the problem it belongs to; features per depth
     labels = {k: torch.tensor([x for i in idx for x in records[i]["labels"]]) for k, idx in split.items()}
     problem_of = {k: [records[i]["problem"] for i in idx for _ in records[i]["labels"]] for k, idx in split.items()}
@@ -317,11 +397,22 @@ def train_prm(model, out: str | Path, task, problems, samples: int = 2, rollouts
         return float(((scores[k] > 0) == (labels[k] > 0.5)).float().mean()) if len(labels[k]) else None
 
     metrics = {
-        "base_model": body.name, "policy": model.name, "problems": len(problems), "heldout_problems": n_eval,
+        "base_model": body.name,
+        "policy": model.name,
+        "problems": len(problems),
+        "heldout_problems": n_eval,
         "solutions": len(records),
-        "train_steps": len(y), "heldout_steps": len(hy), "samples": samples, "rollouts": rollouts,
-        "body_layers": layers, "depth": depth, "l2": l2, "cv_by_depth": cv, "final_train_loss": loss,
-        "train_step_accuracy": accuracy("train"), "heldout_step_accuracy": accuracy("heldout"),
+        "train_steps": len(y),
+        "heldout_steps": len(hy),
+        "samples": samples,
+        "rollouts": rollouts,
+        "body_layers": layers,
+        "depth": depth,
+        "l2": l2,
+        "cv_by_depth": cv,
+        "final_train_loss": loss,
+        "train_step_accuracy": accuracy("train"),
+        "heldout_step_accuracy": accuracy("heldout"),
         # ranking quality, which a search uses and a skewed label share does not flatter: how well
         # the scores separate steps from which some rollout reached the answer (Math-Shepherd's
         # hard label) from steps from which none did, pooled and within a problem
@@ -329,9 +420,11 @@ def train_prm(model, out: str | Path, task, problems, samples: int = 2, rollouts
         "heldout_step_auc": auc(scores["heldout"], hy > 0),
         "heldout_step_auc_ci95": auc_ci95(scores["heldout"], hy > 0, held_groups, seed=seed),
         "heldout_within_problem_auc": within_auc(scores["heldout"], hy > 0, held_groups),
-        "heldout_majority_baseline": (None if not len(hy) else
-                                      float(max((hy > 0.5).float().mean(), (hy <= 0.5).float().mean()))),
-        "positive_share": float((y > 0.5).float().mean()), "system": system,
+        "heldout_majority_baseline": (
+            None if not len(hy) else float(max((hy > 0.5).float().mean(), (hy <= 0.5).float().mean()))
+        ),
+        "positive_share": float((y > 0.5).float().mean()),
+        "system": system,
         # labelling time of every problem, in this run or an earlier one that this run resumed
         "seconds_labelling": sum({r["problem"]: r.get("seconds", 0.0) for r in records}.values()),
         "seconds_total": time.perf_counter() - t0,
@@ -354,6 +447,8 @@ def trained_prm(path) -> dict | None:
         return None
     metrics = json.loads(metrics_file.read_text(), parse_float=lambda x: round(float(x), 4))
     fit = {k: v for k, v in metrics.items() if not k.startswith("seconds") and k != "cv_by_depth"}
-    return {"folder": metrics_file.parent.resolve().name,
-            **{k: metrics.get(k) for k in ("base_model", "policy", "problems", "solutions", "train_steps")},
-            "metrics_sha1": hashlib.sha1(json.dumps(fit, sort_keys=True).encode()).hexdigest()[:12]}
+    return {
+        "folder": metrics_file.parent.resolve().name,
+        **{k: metrics.get(k) for k in ("base_model", "policy", "problems", "solutions", "train_steps")},
+        "metrics_sha1": hashlib.sha1(json.dumps(fit, sort_keys=True).encode()).hexdigest()[:12],
+    }

@@ -7,6 +7,7 @@ time, CPU time, address space, processes, file size and open files. At the end t
 process group is killed, and leaving the pid namespace kills anything the program forked.
 Where namespaces cannot be made, running is refused rather than done unsandboxed.
 """
+
 from __future__ import annotations
 
 import os
@@ -31,7 +32,7 @@ class SandboxUnavailable(PonderError):
 
 @dataclass
 class SandboxResult:
-    status: str        # "ok", "error", "timeout"
+    status: str  # "ok", "error", "timeout"
     returncode: int | None
     stdout: str
     stderr: str
@@ -42,12 +43,14 @@ class SandboxResult:
         return self.status == "ok"
 
 
-def run_python(code: str, timeout: float = 10.0, memory_mb: int = 1024,
-               cpu_seconds: int | None = None) -> SandboxResult:
+def run_python(
+    code: str, timeout: float = 10.0, memory_mb: int = 1024, cpu_seconds: int | None = None
+) -> SandboxResult:
     """Run `code` as a Python program in the sandbox and report how it ended."""
     if shutil.which("unshare") is None:
-        raise SandboxUnavailable("the code sandbox needs `unshare` (util-linux); install it, e.g. "
-                                 "`apt-get install util-linux`")
+        raise SandboxUnavailable(
+            "the code sandbox needs `unshare` (util-linux); install it, e.g. `apt-get install util-linux`"
+        )
     workdir = tempfile.mkdtemp(prefix="ponder-sandbox-")
     try:
         Path(workdir, "program.py").write_text(code)
@@ -57,8 +60,14 @@ def run_python(code: str, timeout: float = 10.0, memory_mb: int = 1024,
         cpu = cpu_seconds or max(1, int(timeout) + 1)
         cmd += [sys.executable, "-I", str(LAUNCHER), workdir, str(memory_mb << 20), str(cpu), str(int(root))]
         start = time.perf_counter()
-        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
-                                start_new_session=True, env={"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"})
+        proc = subprocess.Popen(
+            cmd,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+            env={"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"},
+        )
         try:
             out, err = proc.communicate(timeout=timeout)
             status = "ok" if proc.returncode == 0 else "error"
@@ -76,7 +85,8 @@ def run_python(code: str, timeout: float = 10.0, memory_mb: int = 1024,
             status = "timeout"
         if "unshare:" in err_text and "Operation not permitted" in err_text:
             raise SandboxUnavailable(f"cannot create the sandbox's namespaces here: {err_text.strip()}")
-        return SandboxResult(status, proc.returncode, out.decode(errors="replace")[-MAX_OUTPUT:], err_text,
-                             time.perf_counter() - start)
+        return SandboxResult(
+            status, proc.returncode, out.decode(errors="replace")[-MAX_OUTPUT:], err_text, time.perf_counter() - start
+        )
     finally:
         shutil.rmtree(workdir, ignore_errors=True)

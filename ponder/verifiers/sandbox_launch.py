@@ -1,6 +1,7 @@
 """Runs inside fresh mount/net/pid namespaces (made by `unshare`, see sandbox.py) before the
 untrusted program: makes every mount but the work dir read-only, gives up root, sets
 resource limits, then execs the program. Usage: sandbox_launch.py WORKDIR MEMORY_BYTES CPU_S"""
+
 import ctypes
 import os
 import resource
@@ -71,9 +72,14 @@ def main():
     workdir, memory, cpu, real_root = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4] == "1"
     lock_filesystem(workdir, real_root)
     drop_privileges(workdir, real_root)
-    for limit, value in ((resource.RLIMIT_AS, memory), (resource.RLIMIT_CPU, cpu),
-                         (resource.RLIMIT_NPROC, 64), (resource.RLIMIT_FSIZE, 64 << 20),
-                         (resource.RLIMIT_NOFILE, 256), (resource.RLIMIT_CORE, 0)):
+    for limit, value in (
+        (resource.RLIMIT_AS, memory),
+        (resource.RLIMIT_CPU, cpu),
+        (resource.RLIMIT_NPROC, 64),
+        (resource.RLIMIT_FSIZE, 64 << 20),
+        (resource.RLIMIT_NOFILE, 256),
+        (resource.RLIMIT_CORE, 0),
+    ):
         resource.setrlimit(limit, (value, value))
     os.chdir(workdir)
     os.environ.update(HOME=workdir, TMPDIR=workdir)

@@ -1,5 +1,6 @@
 """The LanguageModel contract, held the same way by every backend. A backend joins by adding
 one fixture to BACKENDS; each test runs on each of them, on the same tiny random model."""
+
 import math
 
 import pytest
@@ -20,9 +21,11 @@ def backends(engine_folder):
     def get(name):
         if name not in made:
             settings = {"vllm": {"dtype": "fp32", "max_model_len": 1024, "kv_cache_gb": 0.25}}
-            made[name] = load_model(engine_folder, backend=name, dtype="fp32", **(
-                {"vllm": settings["vllm"]} if name == "vllm" else {}))
+            made[name] = load_model(
+                engine_folder, backend=name, dtype="fp32", **({"vllm": settings["vllm"]} if name == "vllm" else {})
+            )
         return made[name]
+
     return get
 
 
@@ -58,7 +61,9 @@ def test_n_samples_per_prompt_in_order_with_their_tokens_and_logprobs(model):
 def test_logprobs_are_under_the_unmodified_distribution(model, reference):
     """At any temperature, logprobs[i] is log p(token i) at temperature 1, as the network says."""
     for temperature in (0.0, 0.5, 1.5):
-        c = model.generate(PROMPTS[:1], SamplingParams(max_new_tokens=8, temperature=temperature, seed=1), Budget())[0][0]
+        c = model.generate(PROMPTS[:1], SamplingParams(max_new_tokens=8, temperature=temperature, seed=1), Budget())[0][
+            0
+        ]
         want = forced_logprobs(reference, model.encode(model.chat(PROMPTS[0])), c.token_ids)
         assert c.logprobs == pytest.approx(want, abs=2e-3)
 
@@ -68,7 +73,7 @@ def test_greedy_is_the_network_argmax(model, reference):
     ids = model.encode(model.chat(PROMPTS[0]))
     with torch.no_grad():
         logits = reference(torch.tensor([ids + c.token_ids])).logits[0]
-    assert c.token_ids == logits[len(ids) - 1:-1].argmax(-1).tolist()[:len(c.token_ids)]
+    assert c.token_ids == logits[len(ids) - 1 : -1].argmax(-1).tolist()[: len(c.token_ids)]
 
 
 def test_stop_strings_end_a_sample_and_are_cut_from_its_text(model):
@@ -78,7 +83,7 @@ def test_stop_strings_end_a_sample_and_are_cut_from_its_text(model):
     stop = free.text[4:6]
     c = model.generate([prompt], SamplingParams(max_new_tokens=12, temperature=0.0, stop=(stop,)), Budget())[0][0]
     assert c.finish_reason == "stop" and c.stop_string == stop
-    assert c.text == free.text[:free.text.find(stop)] and c.token_ids == free.token_ids[:len(c.token_ids)]
+    assert c.text == free.text[: free.text.find(stop)] and c.token_ids == free.token_ids[: len(c.token_ids)]
 
 
 def test_end_of_sequence_ends_a_sample_and_is_not_in_its_text(model):
@@ -89,8 +94,9 @@ def test_end_of_sequence_ends_a_sample_and_is_not_in_its_text(model):
     for c in ended:
         assert c.finish_reason == "stop" and c.stop_string is None and eos not in c.token_ids[:-1]
         assert "<eos>" not in c.text
-    assert all(c.finish_reason == "length" and len(c.token_ids) == 30 for row in out for c in row
-               if c.token_ids[-1] != eos)
+    assert all(
+        c.finish_reason == "length" and len(c.token_ids) == 30 for row in out for c in row if c.token_ids[-1] != eos
+    )
 
 
 def test_score_is_the_log_likelihood_of_the_continuation(model, reference):
@@ -109,7 +115,9 @@ def test_same_seed_same_samples_and_requests_together_as_alone(model):
     assert [[c.token_ids for c in r] for r in a] == [[c.token_ids for c in r] for r in b]
     other = model.generate(PROMPTS, SamplingParams(n=4, max_new_tokens=8, temperature=1.0, seed=8), Budget())
     assert [[c.token_ids for c in r] for r in other] != [[c.token_ids for c in r] for r in a]
-    together = model.generate_many([(PROMPTS, params, Budget()), (PROMPTS[:1], SamplingParams(max_new_tokens=5), Budget())])
+    together = model.generate_many(
+        [(PROMPTS, params, Budget()), (PROMPTS[:1], SamplingParams(max_new_tokens=5), Budget())]
+    )
     assert [[c.token_ids for c in r] for r in together[0]] == [[c.token_ids for c in r] for r in a]
 
 
@@ -123,7 +131,11 @@ def test_a_prompt_that_extends_an_earlier_one_pays_only_for_what_is_computed(mod
 
 
 LIMITS = {  # limit -> a value that cuts the test's generation part-way
-    "max_generated_tokens": 11, "max_forward_passes": 4, "max_flops": None, "max_prompt_tokens": None}
+    "max_generated_tokens": 11,
+    "max_forward_passes": 4,
+    "max_flops": None,
+    "max_prompt_tokens": None,
+}
 
 
 @pytest.mark.parametrize("limit", sorted(LIMITS))
@@ -136,8 +148,12 @@ def test_no_limit_is_ever_exceeded_and_cut_rows_say_budget(model, limit):
     value = LIMITS[limit] or {"max_flops": free.usage.flops / 3, "max_prompt_tokens": n_prompt + 1}[limit]
     budget = Budget(**{limit: value})
     out = model.generate(fresh, params, budget)
-    unit = {"max_generated_tokens": "generated_tokens", "max_forward_passes": "forward_passes",
-            "max_flops": "flops", "max_prompt_tokens": "prompt_tokens"}[limit]
+    unit = {
+        "max_generated_tokens": "generated_tokens",
+        "max_forward_passes": "forward_passes",
+        "max_flops": "flops",
+        "max_prompt_tokens": "prompt_tokens",
+    }[limit]
     assert getattr(budget.usage, unit) <= value and budget.exhausted
     rows = [c for row in out for c in row]
     assert any(c.finish_reason == "budget" for c in rows)
@@ -147,8 +163,7 @@ def test_no_limit_is_ever_exceeded_and_cut_rows_say_budget(model, limit):
 
 def test_the_seconds_limit_stops_generation(model):
     budget = Budget(max_seconds=0.3)
-    out = model.generate(PROMPTS, SamplingParams(n=2, max_new_tokens=1000, temperature=1.0, seed=0, stop=()),
-                         budget)
+    out = model.generate(PROMPTS, SamplingParams(n=2, max_new_tokens=1000, temperature=1.0, seed=0, stop=()), budget)
     assert budget.usage.seconds < 0.3 + 2.0 and budget.exhausted
     assert all(c.finish_reason in ("budget", "stop") for row in out for c in row)
     assert any(c.finish_reason == "budget" for row in out for c in row)

@@ -15,7 +15,7 @@ pytestmark = pytest.mark.skipif(not available(), reason="this torch build has no
 def test_packed_weights_give_the_dense_logits_and_the_same_greedy_output():
     dense, packed = tiny_network(0), tiny_network(0)
     assert pack_linears(packed) == 2 * 7 + 1  # q k v o gate up down per layer, and the lm_head
-    assert pack_linears(packed) == 0          # packing again is a no-op
+    assert pack_linears(packed) == 0  # packing again is a no-op
     ids = torch.randint(3, 300, (3, 17))
     with torch.inference_mode():
         torch.testing.assert_close(packed(ids).logits, dense(ids).logits, rtol=1e-4, atol=1e-4)

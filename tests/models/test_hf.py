@@ -7,9 +7,15 @@ from ponder.decoding.stops import StopRule
 
 def hf_greedy(model, prompt, n_new):
     ids = torch.tensor([model.encode(prompt)])
-    out = model.network.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=n_new, do_sample=False,
-                                 eos_token_id=None, pad_token_id=0)
-    return out[0, ids.shape[1]:].tolist()
+    out = model.network.generate(
+        ids,
+        attention_mask=torch.ones_like(ids),
+        max_new_tokens=n_new,
+        do_sample=False,
+        eos_token_id=None,
+        pad_token_id=0,
+    )
+    return out[0, ids.shape[1] :].tolist()
 
 
 def test_greedy_equals_transformers_greedy_for_a_left_padded_batch():
@@ -29,8 +35,8 @@ def test_n_samples_share_one_prefill():
     budget = Budget()
     model.generate([prompt], SamplingParams(n=6, max_new_tokens=4, seed=0), budget)
     n = len(model.encode(prompt))
-    assert budget.usage.prompt_tokens == n          # computed once, not 6 times
-    assert budget.usage.forward_passes == 1 + 3     # prefill + decode steps for tokens 2..4
+    assert budget.usage.prompt_tokens == n  # computed once, not 6 times
+    assert budget.usage.forward_passes == 1 + 3  # prefill + decode steps for tokens 2..4
 
 
 def test_prefix_cache_computes_only_the_extension_and_changes_nothing():
@@ -87,8 +93,9 @@ def test_stop_strings_cut_the_text_and_end_the_row():
     out = model.generate(["Tom has"], SamplingParams(n=1, temperature=0.0, max_new_tokens=30), Budget())[0][0]
     stop = out.text[3:6]  # something the greedy text is known to contain
     assert stop
-    cut = model.generate(["Tom has"], SamplingParams(n=1, temperature=0.0, max_new_tokens=30, stop=[stop]),
-                         Budget())[0][0]
+    cut = model.generate(["Tom has"], SamplingParams(n=1, temperature=0.0, max_new_tokens=30, stop=[stop]), Budget())[
+        0
+    ][0]
     assert cut.finish_reason == "stop" and stop not in cut.text
     assert out.text.startswith(cut.text) and len(cut.token_ids) < 30
 
@@ -103,8 +110,9 @@ def test_stop_rule_eos_and_length():
 def test_per_sample_temperatures_are_recorded_and_zero_is_greedy():
     model = tiny_model()
     model.eos_ids = set()
-    out = model.generate(["Tom has"], SamplingParams(n=3, temperature=[0.0, 1.5], max_new_tokens=8, seed=0),
-                         Budget())[0]
+    out = model.generate(["Tom has"], SamplingParams(n=3, temperature=[0.0, 1.5], max_new_tokens=8, seed=0), Budget())[
+        0
+    ]
     assert [c.temperature for c in out] == [0.0, 1.5, 0.0]
     assert out[0].token_ids == out[2].token_ids == hf_greedy(model, "Tom has", 8)
 
@@ -153,8 +161,9 @@ def test_with_decoder_shares_the_weights_and_keeps_the_settings():
     assert (fast.max_batch_rows, fast.prefix_cache.max_tokens, fast.system_prompt) == (3, 500, "Be brief.")
     assert fast.chat("hi") == model.chat("hi")
     params = SamplingParams(max_new_tokens=12, temperature=0.0)
-    assert [c.text for c in fast.generate(["hello"], params, Budget())[0]] == \
-        [c.text for c in model.generate(["hello"], params, Budget())[0]]
+    assert [c.text for c in fast.generate(["hello"], params, Budget())[0]] == [
+        c.text for c in model.generate(["hello"], params, Budget())[0]
+    ]
 
 
 def test_kept_completions_hold_the_kv_a_prefill_computes_and_serve_the_next_step():
@@ -165,8 +174,9 @@ def test_kept_completions_hold_the_kv_a_prefill_computes_and_serve_the_next_step
     first = model.generate(prompts[:1], greedy, Budget())[0][0]
     stop = model.tokenizer.decode(first.token_ids[2:3])  # the first row stops early, the second goes on
     model.prefix_cache.clear()
-    out = model.generate(prompts, SamplingParams(temperature=0.0, max_new_tokens=8, stop=(stop,), extends=True),
-                         Budget())
+    out = model.generate(
+        prompts, SamplingParams(temperature=0.0, max_new_tokens=8, stop=(stop,), extends=True), Budget()
+    )
     assert len(out[0][0].token_ids) < len(out[1][0].token_ids)
     for prompt, [comp] in zip(prompts, out):
         assert_kept_kv(model, prompt, comp)

@@ -41,6 +41,6 @@ def test_real_model_greedy_equals_transformers_and_has_a_chat_template(smollm2):
     out = smollm2.generate([prompt], SamplingParams(temperature=0.0, max_new_tokens=24), Budget())[0][0]
     ids = torch.tensor([smollm2.encode(prompt)])
     ref = smollm2.network.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=24, do_sample=False)
-    ref = ref[0, ids.shape[1]:].tolist()
-    assert out.token_ids == ref[:len(out.token_ids)] and out.finish_reason in ("stop", "length")
+    ref = ref[0, ids.shape[1] :].tolist()
+    assert out.token_ids == ref[: len(out.token_ids)] and out.finish_reason in ("stop", "length")
     assert "5" in out.text

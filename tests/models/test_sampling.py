@@ -1,4 +1,5 @@
 """Drawing tokens: an exact categorical draw (chi-square, fixed seed), seeded, batched by row."""
+
 import pytest
 import torch
 from scipy.stats import chisquare

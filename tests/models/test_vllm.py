@@ -1,6 +1,7 @@
 """The vLLM backend behind everything above the contract: configs, strategies, verifiers on the
 same engine, problems together, and the real small model loading to the same logits as on HF.
 (The contract itself: test_contract.py.)"""
+
 import json
 import math
 
@@ -17,8 +18,16 @@ ENGINE = ["model.backend=vllm", "model.vllm.dtype=fp32", "model.vllm.max_model_l
 
 
 def test_a_strategy_runs_on_vllm_from_the_config_under_its_budget(engine_folder):
-    gen = Generator.from_overrides([f"model.path={engine_folder}", *ENGINE, "strategy=self_consistency",
-                                    "strategy.n=4", "strategy.max_new_tokens=12", "budget.max_generated_tokens=30"])
+    gen = Generator.from_overrides(
+        [
+            f"model.path={engine_folder}",
+            *ENGINE,
+            "strategy=self_consistency",
+            "strategy.n=4",
+            "strategy.max_new_tokens=12",
+            "budget.max_generated_tokens=30",
+        ]
+    )
     assert gen.model.capabilities.backend == "vllm"
     res = gen("Tom has 3 apples and buys 5 more.")
     assert len(res.candidates) >= 2 and res.usage.generated_tokens <= 30
@@ -26,9 +35,20 @@ def test_a_strategy_runs_on_vllm_from_the_config_under_its_budget(engine_folder)
 
 
 def test_step_search_with_the_llm_judge_on_the_same_engine(engine_folder):
-    gen = Generator.from_overrides([f"model.path={engine_folder}", *ENGINE, "strategy=beam_search", "strategy.n=4",
-                                    "strategy.beam_width=2", "strategy.max_steps=2", "strategy.max_step_tokens=6",
-                                    "strategy.delimiter=a", "verifier=llm_judge", "budget.max_flops=5e8"])
+    gen = Generator.from_overrides(
+        [
+            f"model.path={engine_folder}",
+            *ENGINE,
+            "strategy=beam_search",
+            "strategy.n=4",
+            "strategy.beam_width=2",
+            "strategy.max_steps=2",
+            "strategy.max_step_tokens=6",
+            "strategy.delimiter=a",
+            "verifier=llm_judge",
+            "budget.max_flops=5e8",
+        ]
+    )
     assert gen.verifier.model is gen.model  # the judge scores on the generator's own engine
     res = gen("Tom has 3 apples and buys 5 more.")
     assert res.usage.verifier_calls > 0 and res.usage.flops <= 5e8 and res.trace
@@ -37,13 +57,22 @@ def test_step_search_with_the_llm_judge_on_the_same_engine(engine_folder):
 
 
 def test_problems_run_together_give_what_each_gives_alone(engine_folder):
-    gen = Generator.from_overrides([f"model.path={engine_folder}", *ENGINE, "strategy=self_consistency",
-                                    "strategy.n=3", "strategy.max_new_tokens=8"])
+    gen = Generator.from_overrides(
+        [
+            f"model.path={engine_folder}",
+            *ENGINE,
+            "strategy=self_consistency",
+            "strategy.n=3",
+            "strategy.max_new_tokens=8",
+        ]
+    )
     prompts = ["Tom has 3 apples.", "Solve step by step.", "def f(x):"]
     alone = [gen(p) for p in prompts]
     together = dict(gen.run_many(prompts, together=3))
     for i, res in enumerate(alone):
-        assert [c.completion.token_ids for c in together[i].candidates] == [c.completion.token_ids for c in res.candidates]
+        assert [c.completion.token_ids for c in together[i].candidates] == [
+            c.completion.token_ids for c in res.candidates
+        ]
         assert together[i].usage.generated_tokens == res.usage.generated_tokens
 
 
@@ -57,7 +86,9 @@ def test_ponder_decoders_ask_for_the_hf_backend(engine_folder):
 
 
 def test_a_prompt_longer_than_the_context_is_refused_before_any_work(engine_folder):
-    model = load_model(engine_folder, backend="vllm", vllm={"dtype": "fp32", "max_model_len": 1024, "kv_cache_gb": 0.25})
+    model = load_model(
+        engine_folder, backend="vllm", vllm={"dtype": "fp32", "max_model_len": 1024, "kv_cache_gb": 0.25}
+    )
     budget = Budget()
     with pytest.raises(PonderError, match="max_model_len=1024"):
         model.generate(["Tom " * 1100], SamplingParams(), budget)

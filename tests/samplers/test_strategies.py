@@ -39,7 +39,7 @@ def test_weighted_best_of_n_sums_scores_per_answer():
     a2 = "I get 8"
     model = ScriptedModel([A, B, a2])
     res = WeightedBestOfN(n=3).run(model, "q", TableVerifier({A: 0.4, B: 0.7, a2: 0.4}), Budget())
-    assert res.answer == "8"            # 0.4 + 0.4 beats 0.7, though B alone scores highest
+    assert res.answer == "8"  # 0.4 + 0.4 beats 0.7, though B alone scores highest
     assert res.text == A
 
 

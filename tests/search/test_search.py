@@ -1,5 +1,6 @@
 """Beam search, DVTS and particle filtering on a scripted step model with a table PRM (where
 the right path is known), then on a real tiny backend."""
+
 import math
 
 import pytest
@@ -31,7 +32,7 @@ class StepModel:
         out = []
         for prompt in prompts:
             self.prompts.append(prompt)
-            steps = [s for s in prompt[len(Q):].split("\n\n") if s]
+            steps = [s for s in prompt[len(Q) :].split("\n\n") if s]
             row = []
             for i in range(params.n):
                 if budget.affordable_rows(1, 0.0, forward=False) < 1:
@@ -42,8 +43,15 @@ class StepModel:
                 if len(steps) == 2:
                     row.append(Completion(f"The answer is {7 if good else 3}.", [1, 2, 3], [-1.0] * 3, "stop"))
                 else:
-                    row.append(Completion(f"good {len(steps)}" if i == 0 else f"bad {i}", [1, 2, 3], [-1.0] * 3,
-                                          "stop", stop_string="\n\n"))
+                    row.append(
+                        Completion(
+                            f"good {len(steps)}" if i == 0 else f"bad {i}",
+                            [1, 2, 3],
+                            [-1.0] * 3,
+                            "stop",
+                            stop_string="\n\n",
+                        )
+                    )
             out.append(row)
         return out
 
@@ -61,13 +69,19 @@ class TablePRM(MathVerifier):
         return [[0.9 if s.startswith("good") or "is 7" in s else 0.1 for s in steps] for steps in solutions]
 
 
-@pytest.mark.parametrize("strategy", [BeamSearch(n=8, beam_width=4), DVTS(n=8, beam_width=4),
-                                      ParticleFilter(n=8, weight_temperature=0.1),
-                                      ParticleFilter(n=8, weight_temperature=0.1, resampling="multinomial",
-                                                     answer="vote"),
-                                      ParticleFilter(n=4, weight_temperature=0.1, gibbs_iterations=2),
-                                      AStar(k=4, batch=1, threshold=0.8), MCTS(k=4, simulations=12),
-                                      MCTS(k=4, simulations=12, rollout=True)])
+@pytest.mark.parametrize(
+    "strategy",
+    [
+        BeamSearch(n=8, beam_width=4),
+        DVTS(n=8, beam_width=4),
+        ParticleFilter(n=8, weight_temperature=0.1),
+        ParticleFilter(n=8, weight_temperature=0.1, resampling="multinomial", answer="vote"),
+        ParticleFilter(n=4, weight_temperature=0.1, gibbs_iterations=2),
+        AStar(k=4, batch=1, threshold=0.8),
+        MCTS(k=4, simulations=12),
+        MCTS(k=4, simulations=12, rollout=True),
+    ],
+)
 def test_search_follows_the_prm_to_the_right_answer(strategy):
     model, prm, budget = StepModel(), TablePRM(), Budget()
     res = strategy.run(model, Q, prm, budget)
@@ -98,9 +112,11 @@ class CutModel:
 
     def generate(self, prompts, params, budget):
         budget.exhausted = True  # the budget refused the rest of the cut rows
-        return [[Completion("The answer is 7.", [1, 2, 3], [-1.0] * 3, "stop")] +
-                [Completion("The answer is 3", [1, 2], [-1.0] * 2, "budget") for _ in range(params.n - 1)]
-                for _ in prompts]
+        return [
+            [Completion("The answer is 7.", [1, 2, 3], [-1.0] * 3, "stop")]
+            + [Completion("The answer is 3", [1, 2], [-1.0] * 2, "budget") for _ in range(params.n - 1)]
+            for _ in prompts
+        ]
 
 
 class CutFavouringPRM(TablePRM):
@@ -108,8 +124,16 @@ class CutFavouringPRM(TablePRM):
         return [[0.95 if "is 3" in s else 0.6 for s in steps] for steps in solutions]
 
 
-@pytest.mark.parametrize("strategy", [BeamSearch(n=4, beam_width=2), DVTS(n=4, beam_width=2), ParticleFilter(n=4),
-                                      AStar(k=4, batch=1), MCTS(k=4, simulations=4)])
+@pytest.mark.parametrize(
+    "strategy",
+    [
+        BeamSearch(n=4, beam_width=2),
+        DVTS(n=4, beam_width=2),
+        ParticleFilter(n=4),
+        AStar(k=4, batch=1),
+        MCTS(k=4, simulations=4),
+    ],
+)
 def test_a_step_the_budget_cut_is_not_a_finished_solution(strategy):
     # the PRM prefers the cut text; the answer must still be the one solution that finished
     res = strategy.run(CutModel(), Q, CutFavouringPRM(), Budget())
@@ -181,9 +205,17 @@ def test_search_runs_on_a_speculative_decoder_with_the_same_greedy_result():
 def test_search_strategies_compose_from_config(tiny_folder):
     from ponder import Generator
 
-    gen = Generator.from_overrides([f"model.path={tiny_folder}", "strategy=particle_filter", "strategy.n=2",
-                                    "strategy.max_steps=2", "strategy.max_step_tokens=6", "verifier=llm_judge",
-                                    "budget.max_generated_tokens=40"])
+    gen = Generator.from_overrides(
+        [
+            f"model.path={tiny_folder}",
+            "strategy=particle_filter",
+            "strategy.n=2",
+            "strategy.max_steps=2",
+            "strategy.max_step_tokens=6",
+            "verifier=llm_judge",
+            "budget.max_generated_tokens=40",
+        ]
+    )
     res = gen("2 + 2 =")
     assert res.usage.generated_tokens <= 40 and res.usage.verifier_calls > 0
     for name in ("beam_search", "dvts", "astar", "mcts"):

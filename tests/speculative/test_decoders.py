@@ -1,6 +1,7 @@
 """Every speculative decoder: greedy output identical to plain greedy token for token (batch >
 1, rows accepting different numbers of tokens), sampled output distributed as the target's,
 budget charged separately for drafts, clear errors for impossible setups."""
+
 import copy
 from collections import Counter
 
@@ -118,8 +119,9 @@ def test_sampled_output_has_the_targets_distribution(name):
     ids = target.encode(PROMPTS[0])
     exact = joint_distribution(target.network, ids, top_k=3, steps=3)
     draws = 3000
-    outs = target.generate([PROMPTS[0]], SamplingParams(n=draws, temperature=1.0, top_k=3, max_new_tokens=3,
-                                                        seed=0), Budget())[0]
+    outs = target.generate(
+        [PROMPTS[0]], SamplingParams(n=draws, temperature=1.0, top_k=3, max_new_tokens=3, seed=0), Budget()
+    )[0]
     counts = Counter(tuple(c.token_ids) for c in outs)
     assert set(counts) <= set(exact)
     cells = sorted(exact, key=exact.get, reverse=True)
@@ -147,8 +149,9 @@ def test_draft_compute_is_charged_apart_and_rejections_count():
 @pytest.mark.parametrize("name", ["ngram", "draft_model"])
 def test_the_token_budget_stops_speculative_decoding_exactly(name):
     budget = Budget(max_generated_tokens=13)
-    outs = model(decoders()[name]).generate(PROMPTS[:2], SamplingParams(n=2, temperature=0.0, max_new_tokens=40),
-                                            budget)
+    outs = model(decoders()[name]).generate(
+        PROMPTS[:2], SamplingParams(n=2, temperature=0.0, max_new_tokens=40), budget
+    )
     assert budget.usage.generated_tokens == 13 and budget.exhausted
     assert any(c.finish_reason == "budget" for row in outs for c in row)
 
@@ -168,8 +171,15 @@ def test_exit_layer_must_be_inside_the_model():
 def test_decoder_config_group(tiny_folder):
     from ponder import Generator
 
-    gen = Generator.from_overrides([f"model.path={tiny_folder}", "decoder=ngram", "decoder.num_tokens=3",
-                                    "strategy=greedy", "strategy.max_new_tokens=12"])
+    gen = Generator.from_overrides(
+        [
+            f"model.path={tiny_folder}",
+            "decoder=ngram",
+            "decoder.num_tokens=3",
+            "strategy=greedy",
+            "strategy.max_new_tokens=12",
+        ]
+    )
     plain = Generator.from_overrides([f"model.path={tiny_folder}", "strategy=greedy", "strategy.max_new_tokens=12"])
     assert gen("Tom has 3 apples").text == plain("Tom has 3 apples").text
     with pytest.raises(ConfigError, match="exit_layer"):
@@ -190,8 +200,13 @@ def test_real_smollm2_speculative_greedy_is_plain_greedy(smollm2):
     cfg = smollm2.network.config
     torch.manual_seed(0)
     self_draft, longer = draft_model("smollm2-135m", num_tokens=3), draft_model("smollm2-135m", num_tokens=6)
-    for dec in (ngram(num_tokens=4), early_exit(exit_layer=20, num_tokens=3, tree_width=2),
-                medusa(MedusaHeads(cfg.hidden_size, cfg.vocab_size, num_heads=3), tree_width=2), self_draft, longer):
+    for dec in (
+        ngram(num_tokens=4),
+        early_exit(exit_layer=20, num_tokens=3, tree_width=2),
+        medusa(MedusaHeads(cfg.hidden_size, cfg.vocab_size, num_heads=3), tree_width=2),
+        self_draft,
+        longer,
+    ):
         fast = HFModel(smollm2.network, smollm2.tokenizer, decoder=dec)
         assert [r[0].token_ids for r in fast.generate(prompts, params, Budget())] == want
     assert self_draft.proposer.draft.network.dtype == (torch.bfloat16 if bf16_available() else torch.float32)

@@ -1,5 +1,6 @@
 """The Triton tree-attention kernel against the PyTorch reference (in the interpreter on CPU),
 and both inside a transformers model during tree verification."""
+
 from unittest import mock
 
 import pytest
@@ -63,8 +64,16 @@ def test_kernel_reads_strided_views_and_writes_into_out():
     k_view.copy_(k), v_view.copy_(v)
     allowed = torch.cat([pv[:, None].expand(2, 9, 40), tree], -1)
     out = torch.full((2, 9, 6, 16), float("nan"))
-    triton_tree_attention(q.transpose(1, 2).contiguous().transpose(1, 2), k_view, v_view, allowed[:, 0, :40],
-                          allowed[:, :, 40:], splits=2, block_n=16, out=out.transpose(1, 2))
+    triton_tree_attention(
+        q.transpose(1, 2).contiguous().transpose(1, 2),
+        k_view,
+        v_view,
+        allowed[:, 0, :40],
+        allowed[:, :, 40:],
+        splits=2,
+        block_n=16,
+        out=out.transpose(1, 2),
+    )
     torch.testing.assert_close(out.transpose(1, 2), want, atol=1e-5, rtol=1e-5)
 
 
@@ -79,8 +88,14 @@ def test_split_mask_reads_the_decoders_additive_mask():
 def tiny_qwen2():
     from transformers import Qwen2Config, Qwen2ForCausalLM
 
-    cfg = Qwen2Config(vocab_size=len(tiny_tokenizer()), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-                      num_attention_heads=4, num_key_value_heads=2)
+    cfg = Qwen2Config(
+        vocab_size=len(tiny_tokenizer()),
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+    )
     torch.manual_seed(0)
     return Qwen2ForCausalLM(cfg).eval()
 

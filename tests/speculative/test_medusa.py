@@ -1,5 +1,6 @@
 """Medusa heads: both checkpoint formats, decoding exact with them, and self-distillation
 training that learns (and whose heads then load as decoder=medusa)."""
+
 import json
 
 import pytest
@@ -51,9 +52,11 @@ def test_faster_decoding_format(tmp_path, weights):
         torch.save(state, tmp_path / weights)
     else:
         from safetensors.torch import save_file
+
         save_file(state, str(tmp_path / weights))
-    (tmp_path / "config.json").write_text(json.dumps({"medusa_num_heads": 2, "medusa_num_layers": 1,
-                                                      "base_model_name_or_path": "tiny"}))
+    (tmp_path / "config.json").write_text(
+        json.dumps({"medusa_num_heads": 2, "medusa_num_layers": 1, "base_model_name_or_path": "tiny"})
+    )
     heads = MedusaHeads.load(tmp_path, HIDDEN, VOCAB)
     x = torch.randn(4, HIDDEN)
     for i in range(2):  # what the FasterDecoding head computes, written out
@@ -68,8 +71,11 @@ def test_bad_checkpoints_say_what_is_wrong(tmp_path):
     with pytest.raises(ConfigError, match="ponder train-medusa"):
         MedusaHeads.load(tmp_path, HIDDEN + 1, VOCAB)
     with pytest.raises(ConfigError, match="only 3 Medusa heads"):
-        HFModel(tiny_network(0), tiny_tokenizer(), decoder=medusa(str(tmp_path), choices=[[0], [0, 0], [0, 0, 0],
-                                                                                              [0, 0, 0, 0]]))
+        HFModel(
+            tiny_network(0),
+            tiny_tokenizer(),
+            decoder=medusa(str(tmp_path), choices=[[0], [0, 0], [0, 0, 0], [0, 0, 0, 0]]),
+        )
 
 
 @pytest.mark.parametrize("acceptance", ["exact", "typical"])
@@ -104,6 +110,7 @@ def test_drafting_from_the_training_vocabulary():
             drafts = propose(*a, **kw)
             seen.update(t for d in drafts for t in d.tokens)
             return drafts
+
         dec.proposer.propose = record
         budget = Budget()
         got = model.generate(prompts, params, budget)
@@ -119,11 +126,24 @@ def test_drafting_from_the_training_vocabulary():
 def test_training_learns_and_the_heads_decode(tmp_path):
     model = HFModel(tiny_network(0), tiny_tokenizer())
     questions = [p.question for p in GSM8K(split="train", limit=12, template="{question}")]
-    m = train_medusa(model, tmp_path, questions, num_heads=2, max_new_tokens=24, epochs=12, lr=1e-2,
-                     batch_positions=32, heldout=0.25, progress=False)
+    m = train_medusa(
+        model,
+        tmp_path,
+        questions,
+        num_heads=2,
+        max_new_tokens=24,
+        epochs=12,
+        lr=1e-2,
+        batch_positions=32,
+        heldout=0.25,
+        progress=False,
+    )
     assert m["last_loss"] < 0.7 * m["first_loss"] and len(m["heldout_top1_per_head"]) == 2
-    answers = {t for r in map(json.loads, (tmp_path / "distill.jsonl").read_text().splitlines())
-               for t in r["ids"][r["start"]:]}
+    answers = {
+        t
+        for r in map(json.loads, (tmp_path / "distill.jsonl").read_text().splitlines())
+        for t in r["ids"][r["start"] :]
+    }
     vocab = MedusaHeads.load(tmp_path, HIDDEN, VOCAB).draft_vocab.tolist()
     assert len(vocab) == m["draft_vocab_size"] and set(vocab) <= answers
     assert len(m["heldout_top1_per_head_draft_vocab"]) == 2
@@ -151,6 +171,7 @@ def test_training_reuses_its_data_and_checks_settings(tmp_path):
     generate = model.generate
     model.generate = lambda prompts, *a: asked.extend(prompts) or generate(prompts, *a)
     again = train_medusa(model, tmp_path, questions, loss_vocab="observed", **kw)
+
     def answers(lines):
         return [{k: v for k, v in json.loads(x).items() if k != "seconds"} for x in lines]
 
@@ -167,7 +188,17 @@ def test_training_reuses_its_data_and_checks_settings(tmp_path):
 def test_train_medusa_command(tiny_folder, tmp_path, capsys):
     from ponder.cli import main
 
-    main(["train-medusa", f"model.path={tiny_folder}", f"out={tmp_path}", "problems=4", "max_new_tokens=8",
-          "epochs=1", "num_heads=2", "heldout=0.25"])
+    main(
+        [
+            "train-medusa",
+            f"model.path={tiny_folder}",
+            f"out={tmp_path}",
+            "problems=4",
+            "max_new_tokens=8",
+            "epochs=1",
+            "num_heads=2",
+            "heldout=0.25",
+        ]
+    )
     assert "heads saved to" in capsys.readouterr().out
     assert json.loads((tmp_path / "medusa_train.json").read_text())["num_heads"] == 2

@@ -1,5 +1,6 @@
 """Token trees: structure built once from Medusa choices, and one-pass verification of a whole
 tree in an HF model giving each node the logits its own path would get."""
+
 import pytest
 import torch
 
@@ -51,7 +52,7 @@ def prefix_rows(net, prompts):
         cache.update(torch.cat(ks), torch.cat(vs), layer)
     mask = torch.zeros(len(prompts), width, dtype=torch.long)
     for r, p in enumerate(prompts):
-        mask[r, width - len(p):] = 1
+        mask[r, width - len(p) :] = 1
     return KVRows(net, cache, mask, [len(p) for p in prompts])
 
 

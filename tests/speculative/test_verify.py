@@ -1,4 +1,5 @@
 """The rejection sampler: exact on fixed distributions (chi-square, fixed seed)."""
+
 import pytest
 import torch
 from scipy.stats import chisquare

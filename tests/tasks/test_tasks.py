@@ -50,6 +50,8 @@ def test_humaneval_loads_and_grades_in_the_sandbox():
     assert len(HumanEval()) == 164 and p.id == "HumanEval/0"
     solution = "```python\n" + p.meta["prompt"] + "    return False\n```"
     assert not task.check(solution, p)
-    good = (p.meta["prompt"].split('"""')[0]
-            + "\n    return any(abs(a - b) < threshold for i, a in enumerate(numbers) for b in numbers[i + 1:])\n")
+    good = (
+        p.meta["prompt"].split('"""')[0]
+        + "\n    return any(abs(a - b) < threshold for i, a in enumerate(numbers) for b in numbers[i + 1:])\n"
+    )
     assert task.check("```python\n" + good + "```", p)

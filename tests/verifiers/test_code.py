@@ -5,9 +5,11 @@ from ponder.types import Candidate
 from ponder.verifiers.code import CodeVerifier, doctest_examples, extract_code, program_for
 
 P = read_problems()["HumanEval/0"]
-GOOD = ("```python\nfrom typing import List\n\n"
-        "def has_close_elements(numbers: List[float], threshold: float) -> bool:\n"
-        "    return any(abs(a - b) < threshold for i, a in enumerate(numbers) for b in numbers[i + 1:])\n```")
+GOOD = (
+    "```python\nfrom typing import List\n\n"
+    "def has_close_elements(numbers: List[float], threshold: float) -> bool:\n"
+    "    return any(abs(a - b) < threshold for i, a in enumerate(numbers) for b in numbers[i + 1:])\n```"
+)
 WRONG = "```python\ndef has_close_elements(numbers, threshold):\n    return False\n```"
 
 
@@ -20,8 +22,10 @@ def test_canonical_and_full_function_solutions_pass_hidden_tests():
 
 
 def test_public_tests_come_from_the_docstring():
-    assert doctest_examples(P["prompt"]) == [("has_close_elements([1.0, 2.0, 3.0], 0.5)", "False\n"),
-                                             ("has_close_elements([1.0, 2.8, 3.0, 4.0, 5.0, 2.0], 0.3)", "True\n")]
+    assert doctest_examples(P["prompt"]) == [
+        ("has_close_elements([1.0, 2.0, 3.0], 0.5)", "False\n"),
+        ("has_close_elements([1.0, 2.8, 3.0, 4.0, 5.0, 2.0], 0.3)", "True\n"),
+    ]
     b = Budget()
     assert CodeVerifier().score(P["prompt"], [Candidate(GOOD), Candidate(WRONG)], b) == [1.0, 0.5]
     assert b.usage.verifier_calls == 2

@@ -5,15 +5,18 @@ from ponder.types import Candidate
 from ponder.verifiers.math import MathVerifier, answers_equal, extract_answer, last_boxed
 
 
-@pytest.mark.parametrize("text,answer", [
-    ("so \\boxed{\\frac{1}{2}} done", "\\frac{1}{2}"),
-    ("first \\boxed{1} then \\boxed{x^{2}}", "x^{2}"),
-    ("work\n#### 1,000", "1000"),
-    ("The answer is $18.", "18"),
-    ("The final answer is: 12 dollars.", "12"),
-    ("I think 3, then 7.50 apples", "7.5"),
-    ("no numbers here", None),
-])
+@pytest.mark.parametrize(
+    "text,answer",
+    [
+        ("so \\boxed{\\frac{1}{2}} done", "\\frac{1}{2}"),
+        ("first \\boxed{1} then \\boxed{x^{2}}", "x^{2}"),
+        ("work\n#### 1,000", "1000"),
+        ("The answer is $18.", "18"),
+        ("The final answer is: 12 dollars.", "12"),
+        ("I think 3, then 7.50 apples", "7.5"),
+        ("no numbers here", None),
+    ],
+)
 def test_extract_answer(text, answer):
     assert extract_answer(text) == answer
 

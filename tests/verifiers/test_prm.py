@@ -1,5 +1,6 @@
 """PRM adapters on tiny random models of the hub formats' architectures, with the expected
 scores computed independently here; aggregation; the LLM judge as a PRM."""
+
 import copy
 import math
 
@@ -27,12 +28,22 @@ def tiny_prm(tmp_path_factory, name, seed, tok, arch="llama", **cfg):
     """A tiny random model of a PRM's architecture, saved with its tokenizer; its folder."""
     from transformers import LlamaConfig, LlamaForCausalLM, Qwen2Config, Qwen2ForTokenClassification
 
-    config, cls = {"llama": (LlamaConfig, LlamaForCausalLM),
-                   "qwen2-tc": (Qwen2Config, Qwen2ForTokenClassification)}[arch]
+    config, cls = {"llama": (LlamaConfig, LlamaForCausalLM), "qwen2-tc": (Qwen2Config, Qwen2ForTokenClassification)}[
+        arch
+    ]
     torch.manual_seed(seed)
     folder = tmp_path_factory.mktemp(name)
-    cls(config(vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
-               num_key_value_heads=2, **cfg)).save_pretrained(folder)
+    cls(
+        config(
+            vocab_size=len(tok),
+            hidden_size=32,
+            intermediate_size=64,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            num_key_value_heads=2,
+            **cfg,
+        )
+    ).save_pretrained(folder)
     tok.save_pretrained(folder)
     return str(folder)
 
@@ -101,8 +112,10 @@ def test_chat_turns_prm(rlhflow_prm):
     good, bad = tok("+", add_special_tokens=False)["input_ids"][0], tok("-", add_special_tokens=False)["input_ids"][0]
     want, conv = [], []
     for k, step in enumerate(STEPS):  # RLHFlow's reference: one pass per step, logits 3 from the end
-        conv += [{"role": "user", "content": f"{QUESTION} {step}" if k == 0 else step},
-                 {"role": "assistant", "content": "+"}]
+        conv += [
+            {"role": "user", "content": f"{QUESTION} {step}" if k == 0 else step},
+            {"role": "assistant", "content": "+"},
+        ]
         ids = tok(tok.apply_chat_template(conv, tokenize=False), add_special_tokens=False)["input_ids"]
         assert ids[-2] == good  # "+" then <eos>
         logits = net(input_ids=torch.tensor([ids])).logits[0, -3]
@@ -123,8 +136,7 @@ def test_prm_budget_and_bad_settings(shepherd_prm, tiny_folder):
 
 def test_aggregation_and_steps():
     s = [0.9, 0.5, 0.8]
-    assert [aggregate_scores(s, a) for a in ("last", "min", "prod", "mean")] == pytest.approx(
-        [0.8, 0.5, 0.36, 2.2 / 3])
+    assert [aggregate_scores(s, a) for a in ("last", "min", "prod", "mean")] == pytest.approx([0.8, 0.5, 0.36, 2.2 / 3])
     assert split_steps("a\n\n\n\nb\n\n  \n\nc") == ["a", "b", "c"]
 
 
@@ -139,8 +151,9 @@ def test_llm_judge_scores_each_step():
     assert budget.usage.verifier_calls == 1  # only the new step was judged
 
 
-@pytest.mark.parametrize("fixture,kw", [("qwen_prm", {"system": None}), ("shepherd_prm", {}),
-                                        ("rlhflow_prm", {"format": "chat_turns"})])
+@pytest.mark.parametrize(
+    "fixture,kw", [("qwen_prm", {"system": None}), ("shepherd_prm", {}), ("rlhflow_prm", {"format": "chat_turns"})]
+)
 def test_prm_reuses_the_scored_prefix(fixture, kw, request):
     """A node scored after its parent runs only its new tokens, with the same scores as a
     PRM scoring from scratch; an exact repeat runs nothing."""
@@ -149,10 +162,12 @@ def test_prm_reuses_the_scored_prefix(fixture, kw, request):
     b_cached, b_fresh = Budget(), Budget()
     for k in range(1, len(STEPS) + 1):
         assert cached.step_scores(QUESTION, [STEPS[:k]], b_cached) == [
-            pytest.approx(fresh.step_scores(QUESTION, [STEPS[:k]], b_fresh)[0], abs=1e-5)]
+            pytest.approx(fresh.step_scores(QUESTION, [STEPS[:k]], b_fresh)[0], abs=1e-5)
+        ]
     assert b_cached.usage.cached_prompt_tokens > 0 and b_cached.usage.prompt_tokens < b_fresh.usage.prompt_tokens
     assert b_cached.usage.flops < b_fresh.usage.flops and b_fresh.usage.cached_prompt_tokens == 0
     passes = b_cached.usage.forward_passes
-    assert cached.step_scores(QUESTION, [STEPS], b_cached) == [pytest.approx(fresh.step_scores(
-        QUESTION, [STEPS], Budget())[0], abs=1e-5)]
+    assert cached.step_scores(QUESTION, [STEPS], b_cached) == [
+        pytest.approx(fresh.step_scores(QUESTION, [STEPS], Budget())[0], abs=1e-5)
+    ]
     assert b_cached.usage.forward_passes == passes and b_cached.usage.verifier_calls == len(STEPS) + 1

@@ -1,5 +1,6 @@
 """PRM training: Math-Shepherd labels from rollouts (exact on a scripted policy), and a trained
 PRM that loads as verifier=prm and scores with its value head."""
+
 import json
 import math
 
@@ -14,40 +15,95 @@ from ponder.tasks import GSM8K
 from ponder.tasks.base import Problem
 from ponder.verifiers import ProcessRewardModel
 from ponder.verifiers.prm import render_separated
-from ponder.verifiers.prm_train import (L2_GRID, SEPARATOR, auc, auc_ci95, choose_depth, choose_l2, depth_grid,
-                                        features, prm_network, rollout_labels, train_prm, within_auc)
+from ponder.verifiers.prm_train import (
+    L2_GRID,
+    SEPARATOR,
+    auc,
+    auc_ci95,
+    choose_depth,
+    choose_l2,
+    depth_grid,
+    features,
+    prm_network,
+    rollout_labels,
+    train_prm,
+    within_auc,
+)
 
 
 def test_step_labels_are_the_share_of_rollouts_that_reach_the_answer():
-    policy = ScriptedModel([
-        "Step A\n\nStep B\n\nThe answer is 8.",            # the sampled solution: 3 steps, right
-        "The answer is 8.", "The answer is 5.",             # rollouts after step A: 1 of 2 right
-        "The answer is 8.", "The answer is 8.",             # rollouts after step B: 2 of 2
-    ])
+    policy = ScriptedModel(
+        [
+            "Step A\n\nStep B\n\nThe answer is 8.",  # the sampled solution: 3 steps, right
+            "The answer is 8.",
+            "The answer is 5.",  # rollouts after step A: 1 of 2 right
+            "The answer is 8.",
+            "The answer is 8.",  # rollouts after step B: 2 of 2
+        ]
+    )
     problem = Problem("p0", "Tom has 3 apples and buys 5 more.", "8")
-    [record] = rollout_labels(policy, GSM8K(), [problem], samples=1, rollouts=2, delimiter="\n\n",
-                              max_new_tokens=32, max_steps=8, temperature=0.8, seed=0, progress=False)
+    [record] = rollout_labels(
+        policy,
+        GSM8K(),
+        [problem],
+        samples=1,
+        rollouts=2,
+        delimiter="\n\n",
+        max_new_tokens=32,
+        max_steps=8,
+        temperature=0.8,
+        seed=0,
+        progress=False,
+    )
     assert record["steps"] == ["Step A", "Step B", "The answer is 8."]
     assert record["labels"] == [0.5, 1.0, 1.0]  # the last step: the solution itself is right
 
 
 def test_a_group_of_problems_is_labelled_in_two_backend_calls():
-    policy = ScriptedModel([
-        "Step A\n\nThe answer is 8.",                       # p0's solution: right
-        "Step C\n\nStep D\n\nThe answer is 5.",           # p1's solution: wrong
-        "The answer is 8.", "The answer is 8.",             # p0 after step A: 2 of 2 right
-        "The answer is 4.", "The answer is 5.",             # p1 after step C: 1 of 2
-        "The answer is 5.", "The answer is 5.",             # p1 after step D: 0 of 2
-    ])
+    policy = ScriptedModel(
+        [
+            "Step A\n\nThe answer is 8.",  # p0's solution: right
+            "Step C\n\nStep D\n\nThe answer is 5.",  # p1's solution: wrong
+            "The answer is 8.",
+            "The answer is 8.",  # p0 after step A: 2 of 2 right
+            "The answer is 4.",
+            "The answer is 5.",  # p1 after step C: 1 of 2
+            "The answer is 5.",
+            "The answer is 5.",  # p1 after step D: 0 of 2
+        ]
+    )
     problems = [Problem("p0", "Tom has 3 apples and buys 5 more.", "8"), Problem("p1", "2 + 2?", "4")]
-    records = rollout_labels(policy, GSM8K(), problems, samples=1, rollouts=2, delimiter="\n\n",
-                             max_new_tokens=32, max_steps=8, temperature=0.8, seed=0, progress=False,
-                             batch_problems=2)
+    records = rollout_labels(
+        policy,
+        GSM8K(),
+        problems,
+        samples=1,
+        rollouts=2,
+        delimiter="\n\n",
+        max_new_tokens=32,
+        max_steps=8,
+        temperature=0.8,
+        seed=0,
+        progress=False,
+        batch_problems=2,
+    )
     assert [(r["problem"], r["labels"]) for r in records] == [("p0", [1.0, 1.0]), ("p1", [0.5, 0.0, 0.0])]
     assert len(policy.calls) == 2 and not policy.texts
     with pytest.raises(ConfigError, match="batch_problems"):
-        rollout_labels(policy, GSM8K(), problems, samples=1, rollouts=2, delimiter="\n\n", max_new_tokens=32,
-                       max_steps=8, temperature=0.8, seed=0, progress=False, batch_problems=0)
+        rollout_labels(
+            policy,
+            GSM8K(),
+            problems,
+            samples=1,
+            rollouts=2,
+            delimiter="\n\n",
+            max_new_tokens=32,
+            max_steps=8,
+            temperature=0.8,
+            seed=0,
+            progress=False,
+            batch_problems=0,
+        )
 
 
 def test_auc_is_the_share_of_good_bad_pairs_ranked_right():
@@ -100,9 +156,11 @@ def test_the_depth_kept_is_the_one_that_ranks_each_problems_steps_best():
     y = torch.tensor([1.0, 0.0, 1.0, 0.0] * 40)
     level = torch.randn(40, generator=g).repeat_interleave(4)[:, None]  # a per-problem offset
     noise = torch.randn(160, 16, generator=g)
-    feats = {2: noise + level,  # says which problem, nothing about which step
-             4: noise + level + torch.nn.functional.pad((y[:, None] - 0.5) * 2, (0, 15)),  # feature 0 tells
-             8: noise + level}
+    feats = {
+        2: noise + level,  # says which problem, nothing about which step
+        4: noise + level + torch.nn.functional.pad((y[:, None] - 0.5) * 2, (0, 15)),  # feature 0 tells
+        8: noise + level,
+    }
     depth, cv = choose_depth(feats, y, groups, steps=100, lr=0.05, seed=0)
     assert depth == 4 and cv[4]["cv_within_problem_auc"] > 0.8
     assert all(abs(cv[d]["cv_within_problem_auc"] - 0.5) < 0.2 for d in (2, 8))
@@ -114,8 +172,19 @@ def test_the_depth_kept_is_the_one_that_ranks_each_problems_steps_best():
 def test_a_trained_prm_loads_as_verifier_prm(tmp_path):
     model = tiny_model(0, chat=True)
     task = GSM8K(split="train", limit=3)
-    m = train_prm(model, tmp_path, task, task.problems(), samples=2, rollouts=2, max_new_tokens=16, max_steps=3,
-                  heldout=0.34, steps=50, progress=False)
+    m = train_prm(
+        model,
+        tmp_path,
+        task,
+        task.problems(),
+        samples=2,
+        rollouts=2,
+        max_new_tokens=16,
+        max_steps=3,
+        heldout=0.34,
+        steps=50,
+        progress=False,
+    )
     assert m["train_steps"] > 0 and m["heldout_steps"] > 0 and 0 <= m["heldout_step_accuracy"] <= 1
     assert (tmp_path / "labels.jsonl").is_file() and json.loads((tmp_path / "prm_train.json").read_text())
     prm = ProcessRewardModel(str(tmp_path))
@@ -133,8 +202,20 @@ def test_a_trained_prm_loads_as_verifier_prm(tmp_path):
 def test_a_prm_reading_an_earlier_layer_is_saved_cut_to_that_depth(tmp_path):
     model = tiny_model(0, chat=True)
     task = GSM8K(split="train", limit=4)
-    m = train_prm(model, tmp_path, task, task.problems(), samples=2, rollouts=1, max_new_tokens=16, max_steps=3,
-                  heldout=0.25, steps=20, progress=False, depths=[1])
+    m = train_prm(
+        model,
+        tmp_path,
+        task,
+        task.problems(),
+        samples=2,
+        rollouts=1,
+        max_new_tokens=16,
+        max_steps=3,
+        heldout=0.25,
+        steps=20,
+        progress=False,
+        depths=[1],
+    )
     assert (m["body_layers"], m["depth"], list(m["cv_by_depth"])) == (2, 1, [1])
     prm = ProcessRewardModel(str(tmp_path))
     assert len(prm.network.base_model.layers) == prm.network.config.num_hidden_layers == 1
@@ -152,8 +233,20 @@ def test_a_prm_reading_an_earlier_layer_is_saved_cut_to_that_depth(tmp_path):
     cut_body = prm.network.base_model(input_ids=ids).last_hidden_state[0][ids[0] == prm.sep_id]
     assert torch.allclose(cut_body, fit_on, atol=1e-5)
     with pytest.raises(ConfigError, match=r"depths \(layers of tiny's 2 read\) must be between 1 and 2, got 3"):
-        train_prm(model, tmp_path, task, task.problems(), samples=2, rollouts=1, max_new_tokens=16, max_steps=3,
-                  heldout=0.25, steps=20, progress=False, depths=[3])
+        train_prm(
+            model,
+            tmp_path,
+            task,
+            task.problems(),
+            samples=2,
+            rollouts=1,
+            max_new_tokens=16,
+            max_steps=3,
+            heldout=0.25,
+            steps=20,
+            progress=False,
+            depths=[3],
+        )
     assert depth_grid(30) == [4, 8, 15, 22, 30] and depth_grid(2) == [1, 2]
 
 
@@ -163,8 +256,21 @@ def test_a_prm_can_take_another_models_body(tmp_path):
     policy = tiny_model(0, chat=True)
     body = HFModel(tiny_network(1), tiny_tokenizer(True), name="body")
     task = GSM8K(split="train", limit=3)
-    m = train_prm(policy, tmp_path, task, task.problems(), samples=1, rollouts=1, max_new_tokens=8, max_steps=2,
-                  heldout=0.34, steps=5, progress=False, body=body, batch_problems=3)
+    m = train_prm(
+        policy,
+        tmp_path,
+        task,
+        task.problems(),
+        samples=1,
+        rollouts=1,
+        max_new_tokens=8,
+        max_steps=2,
+        heldout=0.34,
+        steps=5,
+        progress=False,
+        body=body,
+        batch_problems=3,
+    )
     assert (m["base_model"], m["policy"]) == ("body", "tiny")
     prm = ProcessRewardModel(str(tmp_path))
     got = prm.network.base_model.layers[0].mlp.up_proj.weight
@@ -175,8 +281,21 @@ def test_a_prm_can_take_another_models_body(tmp_path):
 def test_train_prm_command(tiny_folder, tmp_path, capsys):
     from ponder.cli import main
 
-    main(["train-prm", f"model.path={tiny_folder}", f"out={tmp_path}", "problems=3", "samples=1", "rollouts=1",
-          "max_new_tokens=8", "max_steps=2", "heldout=0.34", "steps=10", "depths=[1]"])
+    main(
+        [
+            "train-prm",
+            f"model.path={tiny_folder}",
+            f"out={tmp_path}",
+            "problems=3",
+            "samples=1",
+            "rollouts=1",
+            "max_new_tokens=8",
+            "max_steps=2",
+            "heldout=0.34",
+            "steps=10",
+            "depths=[1]",
+        ]
+    )
     out = capsys.readouterr().out
     assert "PRM saved to" in out and '"depth": 1' in out
 
@@ -187,8 +306,17 @@ def test_a_prm_retrained_in_place_is_another_prm_to_bench(tiny_folder, tmp_path)
     from ponder.cli import RESULT_GROUPS, bench_settings, main
 
     prm = tmp_path / "prm"
-    train = ["train-prm", f"model.path={tiny_folder}", f"out={prm}", "problems=3", "samples=1", "rollouts=1",
-             "max_new_tokens=8", "max_steps=2", "heldout=0.34"]
+    train = [
+        "train-prm",
+        f"model.path={tiny_folder}",
+        f"out={prm}",
+        "problems=3",
+        "samples=1",
+        "rollouts=1",
+        "max_new_tokens=8",
+        "max_steps=2",
+        "heldout=0.34",
+    ]
     main([*train, "steps=10"])
     cfg = OmegaConf.create({k: {"_target_": k} for k in RESULT_GROUPS})
     cfg.verifier.path = str(prm)
@@ -207,15 +335,29 @@ def test_a_prm_retrained_in_place_is_another_prm_to_bench(tiny_folder, tmp_path)
 def test_the_same_training_rerun_elsewhere_keeps_its_digest(tmp_path):
     from ponder.verifiers.prm_train import trained_prm
 
-    metrics = {"problems": 168, "train_steps": 804, "depth": 4, "l2": 0.1, "train_step_auc": 0.78414351,
-               "cv_by_depth": {"4": {"cv_within_problem_auc": 0.5448}}, "seconds_total": 826.7}
+    metrics = {
+        "problems": 168,
+        "train_steps": 804,
+        "depth": 4,
+        "l2": 0.1,
+        "train_step_auc": 0.78414351,
+        "cv_by_depth": {"4": {"cv_within_problem_auc": 0.5448}},
+        "seconds_total": 826.7,
+    }
     digest = {}
-    for name, change in [("first", {}),
-                         ("float noise, new diagnostics, other wall time",
-                          {"train_step_auc": 0.78413498, "cv_by_depth": {"4": {"cv_within_problem_auc": 0.5434,
-                                                                              "cv_step_auc_ci95": [0.57, 0.68]}},
-                           "seconds_total": 181.9}),
-                         ("another fit", {"train_step_auc": 0.7901}), ("other labels", {"train_steps": 803})]:
+    for name, change in [
+        ("first", {}),
+        (
+            "float noise, new diagnostics, other wall time",
+            {
+                "train_step_auc": 0.78413498,
+                "cv_by_depth": {"4": {"cv_within_problem_auc": 0.5434, "cv_step_auc_ci95": [0.57, 0.68]}},
+                "seconds_total": 181.9,
+            },
+        ),
+        ("another fit", {"train_step_auc": 0.7901}),
+        ("other labels", {"train_steps": 803}),
+    ]:
         (tmp_path / name).mkdir()
         (tmp_path / name / "prm_train.json").write_text(json.dumps({**metrics, **change}))
         digest[name] = trained_prm(tmp_path / name)["metrics_sha1"]
@@ -226,8 +368,17 @@ def test_the_same_training_rerun_elsewhere_keeps_its_digest(tmp_path):
 def test_rollout_labels_resume_from_their_cache_and_refuse_other_settings(tmp_path):
     problems = [Problem("p0", "Tom has 3 apples and buys 5 more.", "8"), Problem("p1", "2 + 2?", "4")]
     cache = tmp_path / "labels.jsonl"
-    kw = dict(samples=1, rollouts=1, delimiter="\n\n", max_new_tokens=32, max_steps=8, temperature=0.8, seed=0,
-              progress=False, cache=cache)
+    kw = dict(
+        samples=1,
+        rollouts=1,
+        delimiter="\n\n",
+        max_new_tokens=32,
+        max_steps=8,
+        temperature=0.8,
+        seed=0,
+        progress=False,
+        cache=cache,
+    )
 
     class Dies(ScriptedModel):
         def generate(self, prompts, params, budget):

@@ -1,4 +1,5 @@
 """The sandbox must contain what model-written code may do."""
+
 import os
 import subprocess
 import uuid
@@ -23,9 +24,11 @@ def test_memory_bomb_is_refused():
 
 def test_fork_bomb_is_contained_and_its_children_die():
     marker = uuid.uuid4().hex
-    code = ("import os, time\nn = 0\ntry:\n    while True:\n        if os.fork() == 0:\n"
-            f"            time.sleep(60)  # {marker}\n            os._exit(0)\n        n += 1\n"
-            "except OSError:\n    print('fork refused after', n)\n")
+    code = (
+        "import os, time\nn = 0\ntry:\n    while True:\n        if os.fork() == 0:\n"
+        f"            time.sleep(60)  # {marker}\n            os._exit(0)\n        n += 1\n"
+        "except OSError:\n    print('fork refused after', n)\n"
+    )
     r = run_python(code, timeout=5)
     assert "fork refused after" in r.stdout and int(r.stdout.split()[-1]) <= 64
     left = subprocess.run(["pgrep", "-f", marker], capture_output=True, text=True).stdout
@@ -33,9 +36,11 @@ def test_fork_bomb_is_contained_and_its_children_die():
 
 
 def test_no_network():
-    code = ("import socket\nfor host in [('127.0.0.1', 22), ('1.1.1.1', 53)]:\n    try:\n"
-            "        socket.create_connection(host, timeout=2)\n        print('CONNECTED', host)\n"
-            "    except OSError as e:\n        print('blocked', e.errno)\n")
+    code = (
+        "import socket\nfor host in [('127.0.0.1', 22), ('1.1.1.1', 53)]:\n    try:\n"
+        "        socket.create_connection(host, timeout=2)\n        print('CONNECTED', host)\n"
+        "    except OSError as e:\n        print('blocked', e.errno)\n"
+    )
     r = run_python(code)
     assert r.ok and "CONNECTED" not in r.stdout and r.stdout.count("blocked") == 2
 
@@ -43,16 +48,20 @@ def test_no_network():
 def test_writes_outside_the_temp_dir_fail_and_inside_work():
     name = f"ponder-escape-{uuid.uuid4().hex}"
     targets = [f"/tmp/{name}", os.path.join(os.getcwd(), name), os.path.expanduser(f"~/{name}"), f"/dev/shm/{name}"]
-    code = (f"import os\nfor p in {targets!r}:\n    try:\n        open(p, 'w').write('x')\n        print('WROTE', p)\n"
-            "    except OSError as e:\n        print('denied', e.errno)\n"
-            "open('mine.txt', 'w').write('ok')\nprint(open('mine.txt').read())\n")
+    code = (
+        f"import os\nfor p in {targets!r}:\n    try:\n        open(p, 'w').write('x')\n        print('WROTE', p)\n"
+        "    except OSError as e:\n        print('denied', e.errno)\n"
+        "open('mine.txt', 'w').write('ok')\nprint(open('mine.txt').read())\n"
+    )
     r = run_python(code)
     assert r.ok and "WROTE" not in r.stdout and r.stdout.strip().endswith("ok")
     assert not any(os.path.exists(t) for t in targets)
 
 
 def test_the_program_cannot_regain_root():
-    r = run_python("import os, subprocess\nprint(os.getuid())\n"
-                   "print(subprocess.run(['mount', '-o', 'remount,rw', '/'], capture_output=True).returncode)")
+    r = run_python(
+        "import os, subprocess\nprint(os.getuid())\n"
+        "print(subprocess.run(['mount', '-o', 'remount,rw', '/'], capture_output=True).returncode)"
+    )
     uid, rc = r.stdout.split()
     assert rc != "0" and (uid != "0" or os.geteuid() != 0)

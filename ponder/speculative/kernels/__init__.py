@@ -6,6 +6,7 @@ Inside a transformers model the kernel receives the dense additive mask the deco
 it reads the row's prefix validity from the root's row of it and the tree mask from its last
 T columns, so the kernel itself only ever loads a [S] vector and a [T, T] matrix per row.
 """
+
 from __future__ import annotations
 
 import torch
@@ -17,8 +18,10 @@ def split_mask(attention_mask: torch.Tensor | None, batch: int, queries: int, ke
     """(prefix_valid [B, S], tree_mask [B, T, T]) from a 4D mask (additive float or bool)."""
     prefix = keys - queries
     if attention_mask is None:  # plain causal attention (a prefill)
-        return (torch.ones(batch, prefix, dtype=torch.bool, device=device),
-                torch.ones(queries, queries, dtype=torch.bool, device=device).tril().expand(batch, -1, -1))
+        return (
+            torch.ones(batch, prefix, dtype=torch.bool, device=device),
+            torch.ones(queries, queries, dtype=torch.bool, device=device).tril().expand(batch, -1, -1),
+        )
     m = attention_mask[:, 0]
     allowed = m if m.dtype == torch.bool else m > torch.finfo(m.dtype).min / 2
     allowed = allowed.expand(batch, queries, keys)
@@ -35,6 +38,7 @@ def _attention(impl):
         if attention_mask is None or last[0] is not attention_mask:
             last[:] = attention_mask, split_mask(attention_mask, B, T, key.shape[2], query.device)
         return impl(query, key, value, *last[1], scaling), None
+
     return forward
 
 

@@ -12,6 +12,7 @@ like flash-decoding rather than like a prefill:
 fp32 inputs are multiplied in full fp32 (no TF32). Runs on CPU under TRITON_INTERPRET=1
 (fp32/fp16: the interpreter mishandles bf16 dots).
 """
+
 from __future__ import annotations
 
 import functools
@@ -34,12 +35,46 @@ def _online_update(s, vblk, m_i, l_i, acc, PRECISION: tl.constexpr):
 
 
 @triton.jit
-def _tree_attention_kernel(Q, K, V, O, LSE, PV, TM, scale,
-                           sqb, sqh, sqt, skb, skh, skn, svb, svh, svn, sob, soh, sos, sot, slb, slh, sls,
-                           spb, stb, sti,
-                           KVH, GROUPS, T, S, CHUNK, D,
-                           BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr,
-                           PRECISION: tl.constexpr, SPLIT: tl.constexpr):
+def _tree_attention_kernel(
+    Q,
+    K,
+    V,
+    O,
+    LSE,
+    PV,
+    TM,
+    scale,
+    sqb,
+    sqh,
+    sqt,
+    skb,
+    skh,
+    skn,
+    svb,
+    svh,
+    svn,
+    sob,
+    soh,
+    sos,
+    sot,
+    slb,
+    slh,
+    sls,
+    spb,
+    stb,
+    sti,
+    KVH,
+    GROUPS,
+    T,
+    S,
+    CHUNK,
+    D,
+    BLOCK_M: tl.constexpr,
+    BLOCK_N: tl.constexpr,
+    BLOCK_D: tl.constexpr,
+    PRECISION: tl.constexpr,
+    SPLIT: tl.constexpr,
+):
     pid_bk, pid_m, split = tl.program_id(0), tl.program_id(1), tl.program_id(2)
     b, kvh = pid_bk // KVH, pid_bk % KVH
     offs_m = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)  # rows: (query head of this KV head, tree node)
@@ -47,8 +82,11 @@ def _tree_attention_kernel(Q, K, V, O, LSE, PV, TM, scale,
     h, t = kvh * GROUPS + offs_m // T, offs_m % T
     offs_d = tl.arange(0, BLOCK_D)
     d_ok = offs_d < D
-    q = tl.load(Q + b * sqb + h[:, None] * sqh + t[:, None] * sqt + offs_d[None, :],
-                mask=m_ok[:, None] & d_ok[None, :], other=0.0)
+    q = tl.load(
+        Q + b * sqb + h[:, None] * sqh + t[:, None] * sqt + offs_d[None, :],
+        mask=m_ok[:, None] & d_ok[None, :],
+        other=0.0,
+    )
     m_i = tl.full([BLOCK_M], NEG, tl.float32)
     l_i = tl.zeros([BLOCK_M], tl.float32)
     acc = tl.zeros([BLOCK_M, BLOCK_D], tl.float32)
@@ -68,25 +106,33 @@ def _tree_attention_kernel(Q, K, V, O, LSE, PV, TM, scale,
         for start in range(0, T, BLOCK_N):
             offs_n = start + tl.arange(0, BLOCK_N)
             n_ok = offs_n < T
-            kblk = tl.load(k_base + (S + offs_n)[None, :] * skn + offs_d[:, None],
-                           mask=n_ok[None, :] & d_ok[:, None], other=0.0)
-            vblk = tl.load(v_base + (S + offs_n)[:, None] * svn + offs_d[None, :],
-                           mask=n_ok[:, None] & d_ok[None, :], other=0.0)
-            seen = tl.load(TM + b * stb + t[:, None] * sti + offs_n[None, :],
-                           mask=m_ok[:, None] & n_ok[None, :], other=0) != 0
+            kblk = tl.load(
+                k_base + (S + offs_n)[None, :] * skn + offs_d[:, None], mask=n_ok[None, :] & d_ok[:, None], other=0.0
+            )
+            vblk = tl.load(
+                v_base + (S + offs_n)[:, None] * svn + offs_d[None, :], mask=n_ok[:, None] & d_ok[None, :], other=0.0
+            )
+            seen = (
+                tl.load(TM + b * stb + t[:, None] * sti + offs_n[None, :], mask=m_ok[:, None] & n_ok[None, :], other=0)
+                != 0
+            )
             s = tl.dot(q, kblk, input_precision=PRECISION) * scale
             s = tl.where(seen, s, NEG)
             m_i, l_i, acc = _online_update(s, vblk, m_i, l_i, acc, PRECISION)
     out = acc / l_i[:, None]
-    tl.store(O + b * sob + h[:, None] * soh + split * sos + t[:, None] * sot + offs_d[None, :],
-             out.to(O.dtype.element_ty), mask=m_ok[:, None] & d_ok[None, :])
+    tl.store(
+        O + b * sob + h[:, None] * soh + split * sos + t[:, None] * sot + offs_d[None, :],
+        out.to(O.dtype.element_ty),
+        mask=m_ok[:, None] & d_ok[None, :],
+    )
     if SPLIT:
         tl.store(LSE + b * slb + h * slh + split * sls + t, m_i + tl.log(l_i), mask=m_ok)
 
 
 @triton.jit
-def _merge_kernel(P, LSE, O, H, SPLITS, T, D, spr, sps, spt, slr, sls, sob, soh, sot,
-                  BLOCK_T: tl.constexpr, BLOCK_D: tl.constexpr):
+def _merge_kernel(
+    P, LSE, O, H, SPLITS, T, D, spr, sps, spt, slr, sls, sob, soh, sot, BLOCK_T: tl.constexpr, BLOCK_D: tl.constexpr
+):
     """O[b, h, t] = sum over slices of P[row, slice, t] weighted by softmax(LSE[row, :, t]),
     row = b * H + h (P and LSE are contiguous; O may be a strided view)."""
     row, pid_t = tl.program_id(0), tl.program_id(1)
@@ -104,14 +150,18 @@ def _merge_kernel(P, LSE, O, H, SPLITS, T, D, spr, sps, spt, slr, sls, sob, soh,
         l_i = l_i * alpha + w
         acc = acc * alpha[:, None] + w[:, None] * part
         m_i = m_new
-    tl.store(O + (row // H) * sob + (row % H) * soh + offs_t[:, None] * sot + offs_d[None, :],
-             (acc / l_i[:, None]).to(O.dtype.element_ty), mask=ok)
+    tl.store(
+        O + (row // H) * sob + (row % H) * soh + offs_t[:, None] * sot + offs_d[None, :],
+        (acc / l_i[:, None]).to(O.dtype.element_ty),
+        mask=ok,
+    )
 
 
 @functools.cache
 def _multiprocessors(index: int | None) -> int:
-    return torch.cuda.get_device_properties(index if index is not None else torch.cuda.current_device()
-                                            ).multi_processor_count
+    return torch.cuda.get_device_properties(
+        index if index is not None else torch.cuda.current_device()
+    ).multi_processor_count
 
 
 def _split_count(programs: int, S: int, block_n: int, device: torch.device) -> int:
@@ -123,10 +173,20 @@ def _split_count(programs: int, S: int, block_n: int, device: torch.device) -> i
     return max(1, min(triton.cdiv(2 * sms, programs), triton.cdiv(S, 4 * block_n)))
 
 
-def triton_tree_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, prefix_valid: torch.Tensor,
-                          tree_mask: torch.Tensor, scale: float | None = None, splits: int | None = None,
-                          block_m: int = 64, block_n: int = 64, num_warps: int = 4,
-                          num_stages: int | None = None, out: torch.Tensor | None = None) -> torch.Tensor:
+def triton_tree_attention(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    prefix_valid: torch.Tensor,
+    tree_mask: torch.Tensor,
+    scale: float | None = None,
+    splits: int | None = None,
+    block_m: int = 64,
+    block_n: int = 64,
+    num_warps: int = 4,
+    num_stages: int | None = None,
+    out: torch.Tensor | None = None,
+) -> torch.Tensor:
     """Same contract as `reference_tree_attention`. Inputs may be strided views (a cache's
     slots, a transposed projection) as long as their last dimension is contiguous; the masks
     may be bool or integer views. `out` ([B, H, T, D], any such strides) receives the result
@@ -152,18 +212,66 @@ def triton_tree_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, pre
         lse = torch.empty(B, H, splits, T, dtype=torch.float32, device=q.device)
     extra = {} if num_stages is None else {"num_stages": num_stages}
     _tree_attention_kernel[(B * KVH, row_blocks, splits)](
-        q, k, v, part, lse, pv, tm, scale if scale is not None else D ** -0.5,
-        q.stride(0), q.stride(1), q.stride(2), k.stride(0), k.stride(1), k.stride(2),
-        v.stride(0), v.stride(1), v.stride(2), part.stride(0), part.stride(1), part.stride(2), part.stride(3),
-        lse.stride(0), lse.stride(1), lse.stride(2), pv.stride(0), tm.stride(0), tm.stride(1),
-        KVH, groups, T, S, chunk, D,
-        BLOCK_M=block_m, BLOCK_N=block_n, BLOCK_D=max(16, triton.next_power_of_2(D)),
+        q,
+        k,
+        v,
+        part,
+        lse,
+        pv,
+        tm,
+        scale if scale is not None else D**-0.5,
+        q.stride(0),
+        q.stride(1),
+        q.stride(2),
+        k.stride(0),
+        k.stride(1),
+        k.stride(2),
+        v.stride(0),
+        v.stride(1),
+        v.stride(2),
+        part.stride(0),
+        part.stride(1),
+        part.stride(2),
+        part.stride(3),
+        lse.stride(0),
+        lse.stride(1),
+        lse.stride(2),
+        pv.stride(0),
+        tm.stride(0),
+        tm.stride(1),
+        KVH,
+        groups,
+        T,
+        S,
+        chunk,
+        D,
+        BLOCK_M=block_m,
+        BLOCK_N=block_n,
+        BLOCK_D=max(16, triton.next_power_of_2(D)),
         PRECISION="ieee" if q.dtype == torch.float32 else "tf32",  # fp32 stays fp32 (no TF32 rounding)
-        SPLIT=splits > 1, num_warps=num_warps, **extra)
+        SPLIT=splits > 1,
+        num_warps=num_warps,
+        **extra,
+    )
     if splits > 1:
         block_t = max(16, min(64, triton.next_power_of_2(T)))
         _merge_kernel[(B * H, triton.cdiv(T, block_t))](
-            part, lse, out, H, splits, T, D, part.stride(1), part.stride(2), part.stride(3),
-            lse.stride(1), lse.stride(2), out.stride(0), out.stride(1), out.stride(2),
-            BLOCK_T=block_t, BLOCK_D=max(16, triton.next_power_of_2(D)))
+            part,
+            lse,
+            out,
+            H,
+            splits,
+            T,
+            D,
+            part.stride(1),
+            part.stride(2),
+            part.stride(3),
+            lse.stride(1),
+            lse.stride(2),
+            out.stride(0),
+            out.stride(1),
+            out.stride(2),
+            BLOCK_T=block_t,
+            BLOCK_D=max(16, triton.next_power_of_2(D)),
+        )
     return out
