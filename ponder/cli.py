@@ -156,7 +156,10 @@ def job(cfg) -> None:
     from ponder.errors import PonderError
 
     try:
-        {"run": run, "bench": bench, "train-medusa": train_medusa, "train-prm": train_prm}[_command](cfg)
+        # the command travels in the config too: a launcher's worker process (joblib, submitit)
+        # imports this module afresh and sees only the config
+        command = cfg.get("command") or _command
+        {"run": run, "bench": bench, "train-medusa": train_medusa, "train-prm": train_prm}[command](cfg)
     except PonderError as e:
         print(f"ponder: error: {e}", file=sys.stderr)
         sys.exit(2)
@@ -174,6 +177,8 @@ def main(argv: list[str] | None = None) -> None:
     import hydra
 
     sys.argv = [f"ponder {command}"] + [quote_prompt(a) for a in argv]
+    if command in ("run", "bench"):
+        sys.argv.append(f"command={command}")
     name = {"train-medusa": "train_medusa", "train-prm": "train_prm"}.get(command, "config")
     hydra.main(config_path="configs", config_name=name, version_base=None)(job)()
 

@@ -87,3 +87,33 @@ def test_bench_and_multirun_sweep(tiny_folder, tmp_path):
     assert r.returncode == 0, r.stderr
     files = sorted((tmp_path / "runs" / "bench").glob("*.jsonl"))
     assert [f.name.split("-")[1] for f in files] == sorted(["greedy", "selfconsistency"])
+
+
+def test_a_sweep_runs_through_a_hydra_launcher_in_worker_processes(tiny_folder, tmp_path):
+    """joblib's workers import ponder.cli afresh (as the `ponder` script does): each must still
+    know it is running `bench`."""
+    data = tmp_path / "my.jsonl"
+    data.write_text("".join(json.dumps({"q": f"What is {i} + 1?", "a": i + 1}) + "\n" for i in range(2)))
+    args = [
+        f"model.path={tiny_folder}",
+        "task=jsonl",
+        f"task.path={data}",
+        "task.question_field=q",
+        "task.answer_field=a",
+        "strategy.max_new_tokens=4",
+        "strategy=greedy,self_consistency",
+        "hydra/launcher=joblib",
+        "hydra.launcher.n_jobs=2",
+    ]
+    r = subprocess.run(
+        [sys.executable, "-c", "from ponder.cli import main; main()", "-m", "bench", *args],
+        capture_output=True,
+        text=True,
+        env=ENV,
+        cwd=tmp_path,
+        timeout=300,
+    )
+    assert r.returncode == 0, r.stderr
+    files = sorted((tmp_path / "runs" / "bench").glob("*.jsonl"))
+    assert [f.name.split("-")[1] for f in files] == ["greedy", "selfconsistency"]
+    assert all(len(f.read_text().splitlines()) == 2 for f in files)

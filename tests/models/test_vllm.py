@@ -4,6 +4,10 @@ same engine, problems together, and the real small model loading to the same log
 
 import json
 import math
+import os
+import subprocess
+import sys
+import uuid
 
 import pytest
 import torch
@@ -114,3 +118,28 @@ def test_smollm2_gives_the_same_tokens_and_logprobs_on_vllm_as_on_hf():
     assert b.token_ids == a.token_ids and b.text == a.text and "5" in b.text
     assert b.logprobs == pytest.approx(a.logprobs, abs=2e-3)
     assert vl.shape == hf.shape  # FLOPs from the config equal those of the loaded network
+
+
+def processes_with(marker: str) -> list[int]:
+    """Pids of live processes whose environment holds `marker` (children inherit it)."""
+    found = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/environ", "rb") as f:
+                if marker.encode() in f.read():
+                    found.append(int(pid))
+        except OSError:  # gone, or not ours to read
+            continue
+    return found
+
+
+def test_ponder_run_on_vllm_answers_and_leaves_no_process_behind(engine_folder):
+    marker = f"PONDER_TEST_RUN={uuid.uuid4().hex}"
+    env = dict(os.environ, HYDRA_FULL_ERROR="0", PONDER_TEST_RUN=marker.split("=")[1])
+    r = subprocess.run([sys.executable, "-m", "ponder.cli", "run", f"model.path={engine_folder}", *ENGINE,
+                        "prompt=Tom has 3 apples", "strategy.n=2", "strategy.max_new_tokens=4", "output=json"],
+                       capture_output=True, text=True, env=env, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout.strip().splitlines()[-1])["usage"]["generated_tokens"] <= 8
+    assert "Traceback" not in r.stderr and "INFO" not in r.stderr
+    assert processes_with(marker) == []
