@@ -136,9 +136,24 @@ def processes_with(marker: str) -> list[int]:
 def test_ponder_run_on_vllm_answers_and_leaves_no_process_behind(engine_folder):
     marker = f"PONDER_TEST_RUN={uuid.uuid4().hex}"
     env = dict(os.environ, HYDRA_FULL_ERROR="0", PONDER_TEST_RUN=marker.split("=")[1])
-    r = subprocess.run([sys.executable, "-m", "ponder.cli", "run", f"model.path={engine_folder}", *ENGINE,
-                        "prompt=Tom has 3 apples", "strategy.n=2", "strategy.max_new_tokens=4", "output=json"],
-                       capture_output=True, text=True, env=env, timeout=300)
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "ponder.cli",
+            "run",
+            f"model.path={engine_folder}",
+            *ENGINE,
+            "prompt=Tom has 3 apples",
+            "strategy.n=2",
+            "strategy.max_new_tokens=4",
+            "output=json",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout.strip().splitlines()[-1])["usage"]["generated_tokens"] <= 8
     assert "Traceback" not in r.stderr and "INFO" not in r.stderr
