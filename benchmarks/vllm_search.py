@@ -42,7 +42,7 @@ def main():
                 model, strategies(args.budget)[name], LLMJudge(model, per_step=True), budget={"max_flops": limit}
             )
             out = folder / f"{backend}-{name}.jsonl"
-            fresh = not out.exists()
+            fresh = not read_results(out)  # a resumed run's wall time would not be the whole run's
             t = time.perf_counter()
             s = run_benchmark(
                 gen,

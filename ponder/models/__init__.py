@@ -2,21 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Protocol, Sequence
+from ponder.protocols import LanguageModel  # the contract every backend here implements
 
-from ponder.budget import Budget
-from ponder.types import Completion, SamplingParams
-
-
-class LanguageModel(Protocol):
-    tokenizer: object
-
-    def chat(self, user: str) -> str: ...
-
-    def generate(self, prompts: Sequence[str], params: SamplingParams, budget: Budget) -> list[list[Completion]]: ...
-
-    def score(self, prompts: Sequence[str], continuations: Sequence[str], budget: Budget) -> list[float]: ...
-
+__all__ = ["LanguageModel", "load_model"]
 
 BACKENDS = ("hf", "vllm")
 

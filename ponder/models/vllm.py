@@ -242,12 +242,16 @@ class VLLMModel(ChatPrompts):
         row paying from its own request's budget."""
         rows: dict[str, Row] = {}
         stops = [StopRule(self.tokenizer, self.eos_ids, p.stop, p.max_new_tokens) for _, p, _ in requests]
-        for q, (prompts, params, budget) in enumerate(requests):
-            temps = params.temperatures()
-            for i, prompt in enumerate(prompts):
-                ids = self.encode(prompt)
-                self._check_length(ids)
-                self._add_samples(rows, q, i, ids, params, temps, budget)
+        encoded = [[self.encode(p) for p in prompts] for prompts, _, _ in requests]
+        for ids in (ids for prompts in encoded for ids in prompts):
+            self._check_length(ids)  # every prompt before any request is added
+        try:
+            for q, (_, params, budget) in enumerate(requests):
+                for i, ids in enumerate(encoded[q]):
+                    self._add_samples(rows, q, i, ids, params, params.temperatures(), budget)
+        except BaseException:
+            self.engine.abort_request(sorted(rows))  # none of this call's requests stays in the engine
+            raise
         self._run(rows, [b for _, _, b in requests])
         out = [
             [[Completion("", [], [], "budget", t) for t in p.temperatures()] for _ in prompts]

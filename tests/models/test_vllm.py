@@ -158,3 +158,16 @@ def test_ponder_run_on_vllm_answers_and_leaves_no_process_behind(engine_folder):
     assert json.loads(r.stdout.strip().splitlines()[-1])["usage"]["generated_tokens"] <= 8
     assert "Traceback" not in r.stderr and "INFO" not in r.stderr
     assert processes_with(marker) == []
+
+
+@pytest.mark.real_model
+def test_an_old_conversion_without_the_tied_embedding_is_converted_again(tmp_path, monkeypatch):
+    from ponder.models.loading import converted_gguf, file_sha256, resolve
+
+    _, gguf = resolve("smollm2-135m")
+    monkeypatch.setenv("PONDER_CACHE", str(tmp_path))
+    old = tmp_path / "gguf" / file_sha256(gguf)[:24]
+    old.mkdir(parents=True)
+    (old / "config.json").write_text(json.dumps({"tie_word_embeddings": True}))
+    save_file({"lm_head.weight": torch.zeros(4, 2)}, str(old / "model.safetensors"))  # what 0.1 wrote
+    assert converted_gguf(gguf) == str(old) and valid_checkpoint(old)
