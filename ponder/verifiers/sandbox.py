@@ -206,7 +206,8 @@ class _Run:
             self.stopped = "failed"
         elif self.check is None and ("exit" in self.events or "ctl_end" in self.events):
             self.stopped = "done"
-        elif self.check is not None and "verdict_end" in self.events:
+        elif self.check is not None and "verdict_end" in self.events and (
+                "started" in self.events or "ctl_end" in self.events):  # and the sandbox said how it started
             self.stopped = "done"
         elif self.check is not None and ("exit" in self.events or "ctl_end" in self.events):
             self._kill_namespace()  # the program is gone: its pipes close, and the checker sees it
