@@ -124,32 +124,39 @@ def test_the_sandbox_sees_no_host_files(world_dir):
     assert "PACKAGES []" in r.stdout and world_dir.name not in r.stdout
 
 
-def test_a_detached_process_does_not_outlive_the_run():
+def detach(marker: str, seconds: int, close_output: bool, fork: bool) -> str:
+    """A program whose process (or a child of it) leaves its session, maybe closes its output,
+    and becomes a long sleep marked with `marker`."""
+    close = "    for fd in (0, 1, 2):\n        os.close(fd)\n" if close_output else ""
+    sleep = (f"    os.execv(sys.executable, [sys.executable, '-c', 'import time; time.sleep({seconds})', "
+             f"{marker!r}])\n")
+    if not fork:
+        return f"import os, sys\nif True:\n    os.setsid()\n{close}{sleep}"
+    return f"import os, sys\nif os.fork() == 0:\n    os.setsid()\n{close}{sleep}print('parent done')\n"
+
+
+@pytest.mark.parametrize("fork", [False, True], ids=["itself", "child"])
+def test_a_detached_process_does_not_outlive_the_run(fork):
     marker = f"ponder-survivor-{uuid.uuid4().hex}"
-    code = ("import os, sys\nif os.fork() == 0:\n    os.setsid()\n    for fd in (0, 1, 2):\n        os.close(fd)\n"
-            f"    os.execv(sys.executable, [sys.executable, '-c', 'import time; time.sleep(60)', {marker!r}])\n"
-            "while True:\n    pass\n")
+    code = detach(marker, 60, close_output=True, fork=fork) + ("while True:\n    pass\n" if fork else "")
     try:
         r = run_python(code, timeout=2)
         left = survivors(marker)
     finally:
         kill_all(survivors(marker))
-    assert r.status == "timeout" and left == []
+    assert left == [] and (r.status == "timeout" if fork else not r.ok)
 
 
-@pytest.mark.parametrize("parent", ["exits", "loops"])
-def test_a_session_holding_stdout_cannot_outlast_the_timeout(parent):
+@pytest.mark.parametrize("fork", [False, True], ids=["itself", "child"])
+def test_a_session_holding_stdout_cannot_outlast_the_timeout(fork):
     marker = f"ponder-holder-{uuid.uuid4().hex}"
-    code = (f"import os, sys, time\nif os.fork() == 0:\n    os.setsid()\n"
-            f"    os.execv(sys.executable, [sys.executable, '-c', 'import time; time.sleep(20)', {marker!r}])\n"
-            + ("print('parent done')\n" if parent == "exits" else "while True:\n    pass\n"))
     try:
-        r = run_python(code, timeout=2)
+        r = run_python(detach(marker, 20, close_output=False, fork=fork), timeout=2)
         left = survivors(marker)
     finally:
         kill_all(survivors(marker))
     assert r.seconds < 5 and left == []
-    assert (r.ok and "parent done" in r.stdout) if parent == "exits" else r.status == "timeout"
+    assert (r.ok and "parent done" in r.stdout) if fork else r.status == "timeout"
 
 
 def test_host_sockets_are_unreachable(world_dir):
