@@ -194,11 +194,11 @@ class _Run:
 
     def _react(self) -> None:
         """Act on what the trusted pipes said and on the output's size."""
-        for line in bytes(self.sinks["ctl"].data).splitlines():
-            event = json.loads(line) if line.endswith(b"}") else {}
-            for name, value in event.items():
+        for line in bytes(self.sinks["ctl"].data).split(b"\n")[:-1]:  # whole lines only
+            for name, value in json.loads(line).items():
                 self.events.setdefault(name, value)
-        if "ready" in self.events and self.init is None:
+        if "ready" in self.events and "init" not in self.events:
+            self.events["init"] = True
             self.init = _open_init(self.events["ready"], self.proc.pid)
         if self.sinks["out"].total + self.sinks["err"].total > OUTPUT_LIMIT:
             self.stopped = "output_limit"
@@ -284,12 +284,15 @@ class _Run:
             os.close(self.init)
 
 
-def _open_init(pid: int, unshare_pid: int) -> int:
+def _open_init(pid: int, unshare_pid: int) -> int | None:
     """A pidfd for the namespace's init (host pid `pid`), checked to be `unshare`'s child, so
     that a reused pid can never be killed by mistake."""
-    fd = os.pidfd_open(pid)
-    with open(f"/proc/{pid}/stat") as f:
-        parent = int(f.read().rsplit(")", 1)[1].split()[1])
+    try:
+        fd = os.pidfd_open(pid)
+        with open(f"/proc/{pid}/stat") as f:
+            parent = int(f.read().rsplit(")", 1)[1].split()[1])
+    except (ProcessLookupError, FileNotFoundError):  # it has ended already: unshare reaps it
+        return None
     if parent != unshare_pid:
         os.close(fd)
         raise SandboxUnavailable(f"the sandbox's init (pid {pid}) is not unshare's child (pid {unshare_pid})")

@@ -37,7 +37,7 @@ def literal(text: str):
     """A reply's value: a Python literal (`inf` and `nan` allowed), or CandidateGone."""
     try:
         return ast.literal_eval(_Floats().visit(ast.parse(text, mode="eval")))
-    except (ValueError, TypeError, SyntaxError, RecursionError, MemoryError) as e:
+    except Exception as e:  # ValueError, SyntaxError, RecursionError, MemoryError...
         raise CandidateGone(f"a reply that is not a Python literal ({type(e).__name__})") from None
 
 
@@ -46,13 +46,16 @@ class Sandboxed:
     functions. The first fault marks it broken for good."""
 
     def __init__(self, requests: int, replies: int):
-        self.requests, self.replies = open(requests, "w"), open(replies, "r")
+        self.requests, self.replies = open(requests, "w"), open(replies, "r", errors="replace")
         self.fault: str | None = None
         if self._receive() != ("loaded",):
             raise CandidateGone("the program did not say it loaded")
 
     def _receive(self):
-        line = self.replies.readline(MAX_REPLY + 1)
+        try:
+            line = self.replies.readline(MAX_REPLY + 1)
+        except Exception as e:  # whatever the program sent, it is its fault, never the checker's
+            raise CandidateGone(f"an unreadable reply ({type(e).__name__})") from None
         if not line.endswith("\n"):
             raise CandidateGone("the program ended" if len(line) <= MAX_REPLY else "a reply over 1 MiB")
         return literal(line)

@@ -94,6 +94,15 @@ def test_a_wrong_solution_cannot_forge_a_pass(name):
     assert not check(problem_id, fenced(code))
 
 
+@pytest.mark.parametrize("reply", [b"\xff\xfe\n", b"(" * 100_000 + b"\n", b"x" * (2 << 20),
+                                   b"('loaded',)\n" + b"('ok', True)\n" * 50],
+                         ids=["not-utf8", "nested", "endless-line", "pre-answered"])
+def test_what_a_program_writes_on_the_reply_pipe_is_a_fail_not_an_error(reply):
+    # the pipe the trusted checker reads is the program's own: anything on it is untrusted data
+    code = f"import os, sys\nos.write(int(sys.argv[-1]), {reply!r})\n" + WRONG
+    assert not check("HumanEval/0", fenced(code))
+
+
 def test_a_printed_marker_cannot_raise_the_public_score():
     # HumanEval/0's docstring has two examples; the wrong solution passes one of them
     texts = [fenced(WRONG), fenced(WRONG + "print('PONDER_PASSED 999')\n"),
