@@ -20,7 +20,7 @@ import subprocess
 import sys
 
 MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_REMOUNT, MS_BIND, MS_REC, MS_PRIVATE = 1, 2, 4, 8, 32, 4096, 16384, 1 << 18
-MS_NOATIME, MS_RELATIME, MNT_DETACH = 1024, 1 << 21, 2
+MS_NOATIME, MS_MOVE, MS_RELATIME, MNT_DETACH = 1024, 8192, 1 << 21, 2
 ST_NOATIME, ST_RELATIME = 1024, 4096
 PIVOT_ROOT = {"x86_64": 155, "aarch64": 41, "riscv64": 41, "ppc64le": 203, "s390x": 217}
 PR_SET_NO_NEW_PRIVS, PR_CAPBSET_DROP = 38, 24
@@ -91,15 +91,18 @@ def build_root(view, boot, disk_mb, uid):
 
 
 def pivot(new_root):
-    """Make `new_root` the root and detach the host's tree from this mount namespace."""
-    number = PIVOT_ROOT.get(platform.machine())
-    if number is None:
-        raise OSError(f"the sandbox does not know pivot_root's system call number on {platform.machine()}")
+    """Make `new_root` the root and detach the host's tree from this mount namespace. Where
+    pivot_root cannot be had (an unknown machine, a root that is no mount point), the new
+    root is moved over / and chrooted into: the host's tree is then covered, and out of
+    reach of a process without CAP_SYS_CHROOT."""
     os.chdir(new_root)
-    if libc.syscall(number, b".", b".") != 0:
-        raise OSError(ctypes.get_errno(), "pivot_root")
-    if libc.umount2(b".", MNT_DETACH) != 0:
-        raise OSError(ctypes.get_errno(), "detach the host's root")
+    number = PIVOT_ROOT.get(platform.machine())
+    if number is not None and libc.syscall(number, b".", b".") == 0:
+        if libc.umount2(b".", MNT_DETACH) != 0:
+            raise OSError(ctypes.get_errno(), "detach the host's root")
+    else:
+        mount("/", MS_MOVE, source=".")
+        os.chroot(".")
     os.chdir("/")
 
 
