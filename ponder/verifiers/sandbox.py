@@ -110,7 +110,8 @@ class _Run:
             raise SandboxUnavailable("the code sandbox needs `unshare` (util-linux); install it, e.g. "
                                      "`apt-get install util-linux`")
         self.start_time, self.deadline = time.perf_counter(), time.perf_counter() + timeout
-        self.check, self.events, self.stopped, self.init = check, {}, None, None
+        self.check, self.events, self.stopped, self.init, self.checker = check, {}, None, None, None
+        self.proc, self.killed = None, False
         self.sel = selectors.DefaultSelector()
         self.sinks = {"out": _Tail(MAX_OUTPUT), "err": _Tail(MAX_OUTPUT), "ctl": _Tail(TRUSTED_LIMIT),
                       "verdict": _Tail(TRUSTED_LIMIT), "check_err": _Tail(MAX_OUTPUT)}
@@ -118,32 +119,44 @@ class _Run:
         spec = {"view": python_view(), "boot": str(BOOT), "program": code, "memory": memory_mb << 20,
                 "cpu": cpu_seconds or max(1, int(timeout) + 1), "disk_mb": disk_mb,
                 "uid": random.SystemRandom().randrange(1 << 20, 1 << 30) if root else 0}
-        self.checker = None
+        check_spec = json.dumps(check).encode() if check is not None else None
+        pipes = (*os.pipe(), *os.pipe()) if check is not None else ()  # requests, then replies: (read, write)
+        self._start_sandbox(json.dumps(spec).encode(), [pipes[0], pipes[3]] if pipes else [], root)
+        if check_spec is not None:
+            self._start_checker(check_spec, pipes[1], pipes[2])
+
+    def _start_sandbox(self, spec: bytes, fds: list[int], root: bool) -> None:
+        """unshare + the launcher, given the program's ends of the pipes (which it alone then holds)."""
         ctl_r, ctl_w = os.pipe()
-        fds = []
-        if check is not None:  # requests: checker -> program; replies: program -> checker
-            req_r, req_w = os.pipe()
-            rep_r, rep_w = os.pipe()
-            fds = [req_r, rep_w]
         cmd = UNSHARE + ([] if root else ["--user", "--map-root-user"])
         cmd += [sys.executable, "-I", "-B", str(LAUNCHER), str(ctl_w), *map(str, fds)]
-        self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                     pass_fds=(ctl_w, *fds), start_new_session=True, env={"PATH": "/usr/bin:/bin"})
-        for fd in (ctl_w, *fds):
-            os.close(fd)
+        try:
+            self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                         pass_fds=(ctl_w, *fds), start_new_session=True,
+                                         env={"PATH": "/usr/bin:/bin"})
+        finally:
+            for fd in (ctl_w, *fds):
+                os.close(fd)
         self._watch(self.proc.stdout.fileno(), "out")
         self._watch(self.proc.stderr.fileno(), "err")
         self._watch(ctl_r, "ctl", own=True)
-        self._feed(self.proc.stdin, json.dumps(spec).encode())
-        if check is not None:
-            self.checker = subprocess.Popen([sys.executable, "-I", "-B", str(CHECKER), str(req_w), str(rep_r)],
+        self._feed(self.proc.stdin, spec)
+
+    def _start_checker(self, spec: bytes, requests: int, replies: int) -> None:
+        """The trusted checker, outside the sandbox, given the checker's ends of the pipes."""
+        try:
+            self.checker = subprocess.Popen([sys.executable, "-I", "-B", str(CHECKER), str(requests), str(replies)],
                                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                            pass_fds=(req_w, rep_r), cwd="/", start_new_session=True)
-            os.close(req_w)
-            os.close(rep_r)
-            self._watch(self.checker.stdout.fileno(), "verdict")
-            self._watch(self.checker.stderr.fileno(), "check_err")
-            self._feed(self.checker.stdin, json.dumps(check).encode())
+                                            pass_fds=(requests, replies), cwd="/", start_new_session=True)
+        except BaseException:
+            self._kill_namespace()
+            raise
+        finally:
+            os.close(requests)
+            os.close(replies)
+        self._watch(self.checker.stdout.fileno(), "verdict")
+        self._watch(self.checker.stderr.fileno(), "check_err")
+        self._feed(self.checker.stdin, spec)
 
     def _watch(self, fd, name, own=False):
         os.set_blocking(fd, False)
@@ -153,9 +166,10 @@ class _Run:
         os.set_blocking(pipe.fileno(), False)
         self.sel.register(pipe.fileno(), selectors.EVENT_WRITE, (pipe, memoryview(data)))
 
-    def _pump(self, until: float) -> None:
-        """Move bytes between the pipes until `until`, every reader is at its end, or a stop."""
-        while self.sel.get_map() and self.stopped is None:
+    def _pump(self, until: float, drain: bool = False) -> None:
+        """Move bytes between the pipes until `until`, every pipe is at its end, or (unless
+        draining what killed processes left) the run should stop."""
+        while self.sel.get_map() and (drain or self.stopped is None):
             left = until - time.perf_counter()
             if left <= 0:
                 return
@@ -164,7 +178,8 @@ class _Run:
                     self._write(key)
                 else:
                     self._read(key)
-            self._react()
+            if not drain:
+                self._react()
 
     def _write(self, key) -> None:
         pipe, data = key.data
@@ -209,12 +224,13 @@ class _Run:
         elif self.check is not None and "verdict_end" in self.events and (
                 "started" in self.events or "ctl_end" in self.events):  # and the sandbox said how it started
             self.stopped = "done"
-        elif self.check is not None and ("exit" in self.events or "ctl_end" in self.events):
+        elif self.check is not None and ("exit" in self.events or "ctl_end" in self.events) and not self.killed:
             self._kill_namespace()  # the program is gone: its pipes close, and the checker sees it
 
     def _kill_namespace(self) -> None:
         """Kill the namespace's init (so the kernel kills all of the namespace) and wait until
         `unshare` has reaped it: then no process of the run is left."""
+        self.killed = True
         try:
             if self.init is not None:
                 signal.pidfd_send_signal(self.init, signal.SIGKILL)
@@ -239,7 +255,7 @@ class _Run:
             if self.checker is not None:
                 self.checker.kill()
                 self.checker.wait()
-            self._pump(time.perf_counter() + 2)  # what the killed processes left in the pipes
+            self._pump(time.perf_counter() + 2, drain=True)  # what the killed processes left in the pipes
             self._close()
         err = self.sinks["err"].text()
         if "started" not in self.events and self.stopped != "output_limit":

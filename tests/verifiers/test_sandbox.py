@@ -3,7 +3,7 @@ import os
 import subprocess
 import uuid
 
-from ponder.verifiers.sandbox import run_python
+from ponder.verifiers.sandbox import MAX_OUTPUT, run_python
 
 
 def test_a_normal_program_runs():
@@ -57,3 +57,9 @@ def test_the_program_cannot_regain_root():
                    "print(libc.mount(None, b'/', None, 32, None), ctypes.get_errno())")  # 32: MS_REMOUNT
     uid, rc, errno = r.stdout.split()
     assert rc == "-1" and errno == "1" and (uid != "0" or os.geteuid() != 0)  # 1: EPERM
+
+
+def test_the_tail_of_the_output_is_kept_when_the_program_ends():
+    r = run_python("import sys\nsys.stdout.write('x' * 200_000)\nprint('END')\nsys.stderr.write('E' * 50_000 + 'LAST')\n")
+    assert r.ok and r.stdout.endswith("xEND\n") and len(r.stdout) == MAX_OUTPUT
+    assert r.stderr.endswith("ELAST") and len(r.stderr) == MAX_OUTPUT
