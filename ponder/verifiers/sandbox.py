@@ -114,7 +114,7 @@ class _Run:
         self.proc, self.killed = None, False
         self.sel = selectors.DefaultSelector()
         self.sinks = {"out": _Tail(MAX_OUTPUT), "err": _Tail(MAX_OUTPUT), "ctl": _Tail(TRUSTED_LIMIT),
-                      "verdict": _Tail(TRUSTED_LIMIT), "check_err": _Tail(MAX_OUTPUT)}
+                      "verdict": _Tail(TRUSTED_LIMIT), "check_err": _Tail(MAX_OUTPUT), "launcher_err": _Tail(MAX_OUTPUT)}
         root = os.geteuid() == 0
         spec = {"view": python_view(), "boot": str(BOOT), "program": code, "memory": memory_mb << 20,
                 "cpu": cpu_seconds or max(1, int(timeout) + 1), "disk_mb": disk_mb,
@@ -126,20 +126,26 @@ class _Run:
             self._start_checker(check_spec, pipes[1], pipes[2])
 
     def _start_sandbox(self, spec: bytes, fds: list[int], root: bool) -> None:
-        """unshare + the launcher, given the program's ends of the pipes (which it alone then holds)."""
+        """unshare + the launcher, given the program's ends of the pipes (which it alone then
+        holds). The program's stdout and stderr get pipes of their own, apart from unshare's
+        and the launcher's stderr, which only says why a sandbox did not start."""
         ctl_r, ctl_w = os.pipe()
+        out_r, out_w = os.pipe()
+        err_r, err_w = os.pipe()
+        given = [ctl_w, out_w, err_w, *fds]
         cmd = UNSHARE + ([] if root else ["--user", "--map-root-user"])
-        cmd += [sys.executable, "-I", "-B", str(LAUNCHER), str(ctl_w), *map(str, fds)]
+        cmd += [sys.executable, "-I", "-B", str(LAUNCHER), *map(str, given)]
         try:
-            self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                         pass_fds=(ctl_w, *fds), start_new_session=True,
+            self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                                         stderr=subprocess.PIPE, pass_fds=given, start_new_session=True,
                                          env={"PATH": "/usr/bin:/bin"})
         finally:
-            for fd in (ctl_w, *fds):
+            for fd in given:
                 os.close(fd)
-        self._watch(self.proc.stdout.fileno(), "out")
-        self._watch(self.proc.stderr.fileno(), "err")
+        self._watch(out_r, "out", own=True)
+        self._watch(err_r, "err", own=True)
         self._watch(ctl_r, "ctl", own=True)
+        self._watch(self.proc.stderr.fileno(), "launcher_err")
         self._feed(self.proc.stdin, spec)
 
     def _start_checker(self, spec: bytes, requests: int, replies: int) -> None:
@@ -261,7 +267,8 @@ class _Run:
         if "started" not in self.events and self.stopped != "output_limit":
             why = self.events.get("failed") or ("it did not start within the time limit" if timed_out
                                                 else "the launcher ended before starting the program")
-            raise SandboxUnavailable(f"the code sandbox could not start here: {why}. Its stderr: {err.strip()[-2000:]}")
+            said = (self.sinks["launcher_err"].text().strip() + "\n" + err.strip()).strip()[-2000:]
+            raise SandboxUnavailable(f"the code sandbox could not start here: {why}. Its stderr: {said}")
         code = self.events.get("exit")
         if self.stopped == "output_limit" or timed_out:
             status = "output_limit" if self.stopped == "output_limit" else "timeout"
@@ -293,7 +300,7 @@ class _Run:
             elif key.data[1]:
                 os.close(key.fd)
         self.sel.close()
-        for pipe in (self.proc.stdout, self.proc.stderr, *((self.checker.stdout, self.checker.stderr)
+        for pipe in (self.proc.stderr, *((self.checker.stdout, self.checker.stderr)
                                                            if self.checker else ())):
             pipe.close()
         if self.init is not None:

@@ -9,7 +9,7 @@ limits; and reports on the control fd, which no untrusted process ever holds, on
 event: {"ready": host pid} (so the caller can kill this namespace), {"started": true} once the
 sandboxed interpreter said it is alive (or {"failed": why}), then {"exit": wait status}.
 
-Usage: sandbox_launch.py CONTROL_FD [REQUEST_FD REPLY_FD] < spec.json
+Usage: sandbox_launch.py CONTROL_FD STDOUT_FD STDERR_FD [REQUEST_FD REPLY_FD] < spec.json
 """
 import ctypes
 import json
@@ -118,18 +118,18 @@ def limit(memory, cpu, disk_mb, uid):
         resource.setrlimit(kind, (value, value))
 
 
-def start(spec, fds):
+def start(spec, stdout, stderr, fds):
     """Start the program (through the boot script) as the run's own user; wait until the
     interpreter said it is alive, which it does before it reads any untrusted code."""
     alive_r, alive_w = os.pipe()
     uid = spec["uid"]
     argv = [spec["view"]["python"], "-I", "-B", "/ponder/boot.py", str(alive_w), *map(str, fds)]
     ids = {} if uid == 0 else {"user": uid, "group": uid, "extra_groups": []}
-    proc = subprocess.Popen(argv, cwd="/box", stdin=subprocess.DEVNULL, pass_fds=(alive_w, *fds),
+    proc = subprocess.Popen(argv, cwd="/box", stdin=subprocess.DEVNULL, stdout=stdout, stderr=stderr,
+                            pass_fds=(alive_w, *fds),
                             env={"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "HOME": "/box", "TMPDIR": "/box"},
                             preexec_fn=lambda: limit(spec["memory"], spec["cpu"], spec["disk_mb"], uid), **ids)
-    os.close(alive_w)
-    for fd in fds:
+    for fd in (alive_w, stdout, stderr, *fds):
         os.close(fd)
     alive = os.read(alive_r, 1)
     os.close(alive_r)
@@ -137,8 +137,8 @@ def start(spec, fds):
 
 
 def main():
-    control = int(sys.argv[1])
-    fds = [int(fd) for fd in sys.argv[2:]]
+    control, stdout, stderr = map(int, sys.argv[1:4])
+    fds = [int(fd) for fd in sys.argv[4:]]
     say = lambda **event: os.write(control, (json.dumps(event) + "\n").encode())
     spec = json.loads(sys.stdin.buffer.read())
     say(ready=int(os.readlink("/proc/self")))  # the host's /proc: this process's host pid
@@ -146,7 +146,7 @@ def main():
         build_root(spec["view"], spec["boot"], spec["disk_mb"], spec["uid"])
         with open("/box/program.py", "w") as f:
             f.write(spec["program"])
-        proc, alive = start(spec, fds)
+        proc, alive = start(spec, stdout, stderr, fds)
     except Exception as e:
         say(failed=f"{type(e).__name__}: {e}")
         sys.exit(1)
