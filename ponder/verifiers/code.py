@@ -2,7 +2,10 @@
 
 `check` grades a solution against hidden tests (HumanEval's `check(candidate)`); `score`,
 which must not see hidden tests, runs the doctest examples of the prompt's docstring (the
-public tests) and returns the share that pass.
+public tests) and returns the share that pass. Either way the program only runs in the
+sandbox and serves its functions; the tests and their assertions run in a trusted checker
+outside it (sandbox.run_checked), so nothing the program does (exit codes, excepthooks,
+patched builtins, printed markers, objects equal to everything) can pass a test for it.
 """
 from __future__ import annotations
 
@@ -66,7 +69,8 @@ def runnable(code: str) -> str:
 
 
 class CodeVerifier:
-    """Runs candidate programs in the sandbox (time and memory limited, no network)."""
+    """Grades candidate programs run in the sandbox (time, memory and disk limited, no network,
+    no view of the host) by tests run outside it."""
 
     name = "code"
 

@@ -8,8 +8,8 @@ plain value that cannot patch builtins, override `==`, or exit this process. A r
 not a literal, a program that dies, and a request it never answers all count as failures;
 once the program has misbehaved every later call fails too. The verdict goes to stdout,
 which only this process holds, as one JSON line: {"passed": k, "total": n, "failure": text or
-null}. A problem whose own code (prompt or tests) does not run exits 2
-with the reason on stderr.
+null}. A problem whose hidden tests (or prompt) do not run ends this process with a
+non-zero status and the reason on stderr, and no verdict.
 
 Usage: sandbox_check.py REQUEST_FD REPLY_FD < spec.json
 """
@@ -86,15 +86,16 @@ class Sandboxed:
 
 
 def problem_code(spec: dict) -> dict:
-    """The problem's own names (helpers from the prompt), with stand-ins for the functions the
-    candidate writes; a prompt that does not run is the problem's fault (exit 2)."""
+    """The problem's own names (the prompt's helpers, the test's `check`); hidden tests or a
+    prompt that do not run are the problem's fault: exit with the reason."""
     names = {"__name__": "__check__"}
     try:
         exec(compile(spec.get("helpers", ""), "<prompt>", "exec"), names)
         if spec["kind"] == "check":
             exec(compile(spec["test"], "<test>", "exec"), names)
     except Exception as e:
-        sys.exit(f"the problem's own code does not run: {type(e).__name__}: {e}")
+        if spec["kind"] == "check":  # public examples go on without helpers that do not run
+            sys.exit(f"the problem's own code does not run: {type(e).__name__}: {e}")
     if spec["kind"] == "check" and not callable(names.get("check")):
         sys.exit("the test code defines no check(candidate) function")
     return names
