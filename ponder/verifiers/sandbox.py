@@ -116,7 +116,12 @@ class _Run:
         self.sinks = {"out": _Tail(MAX_OUTPUT), "err": _Tail(MAX_OUTPUT), "ctl": _Tail(TRUSTED_LIMIT),
                       "verdict": _Tail(TRUSTED_LIMIT), "check_err": _Tail(MAX_OUTPUT), "launcher_err": _Tail(MAX_OUTPUT)}
         root = os.geteuid() == 0
-        spec = {"view": python_view(), "boot": str(BOOT), "program": code, "memory": memory_mb << 20,
+        try:
+            view = python_view()
+        except OSError as e:
+            raise SandboxUnavailable(f"cannot list what the sandbox needs of this Python ({e}); it needs `ldd` "
+                                     "(libc-bin) on the PATH") from None
+        spec = {"view": view, "boot": str(BOOT), "program": code, "memory": memory_mb << 20,
                 "cpu": cpu_seconds or max(1, int(timeout) + 1), "disk_mb": disk_mb,
                 "uid": random.SystemRandom().randrange(1 << 20, 1 << 30) if root else 0}
         check_spec = json.dumps(check).encode() if check is not None else None
