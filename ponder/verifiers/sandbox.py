@@ -269,12 +269,13 @@ class _Run:
             self._pump(time.perf_counter() + 2, drain=True)  # what the killed processes left in the pipes
             self._close()
         err = self.sinks["err"].text()
-        if "started" not in self.events and self.stopped != "output_limit":
-            why = self.events.get("failed") or ("it did not start within the time limit" if timed_out
-                                                else "the launcher ended before starting the program")
+        if "started" not in self.events and not timed_out and self.stopped != "output_limit":
+            why = self.events.get("failed") or "the launcher ended before starting the program"
             said = (self.sinks["launcher_err"].text().strip() + "\n" + err.strip()).strip()[-2000:]
             raise SandboxUnavailable(f"the code sandbox could not start here: {why}. Its stderr: {said}")
         code = self.events.get("exit")
+        if "started" not in self.events:  # slow, not broken: nothing said it failed
+            err += "\n[ponder: the sandbox had not started when the time limit came]"
         if self.stopped == "output_limit" or timed_out:
             status = "output_limit" if self.stopped == "output_limit" else "timeout"
         elif code == 0 and self.check is None:

@@ -112,10 +112,11 @@ def limit(memory, cpu, disk_mb, uid):
     if uid == 0:  # root only inside a user namespace: exec then grants no capability
         for cap in range(64):
             libc.prctl(PR_CAPBSET_DROP, cap, 0, 0, 0)
-    for kind, value in ((resource.RLIMIT_AS, memory), (resource.RLIMIT_CPU, cpu), (resource.RLIMIT_NPROC, 64),
+    for kind, value in ((resource.RLIMIT_AS, memory), (resource.RLIMIT_NPROC, 64),
                         (resource.RLIMIT_FSIZE, disk_mb << 20), (resource.RLIMIT_NOFILE, 256),
                         (resource.RLIMIT_CORE, 0)):
         resource.setrlimit(kind, (value, value))
+    resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 1))  # SIGXCPU (read as a timeout) before SIGKILL
 
 
 def start(spec, stdout, stderr, fds):
