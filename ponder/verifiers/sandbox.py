@@ -96,8 +96,10 @@ def run_checked(code: str, check: dict, timeout: float = 10.0, memory_mb: int = 
     `check(candidate)` must pass), "doctest" (count the `examples` [(source, want)] that give
     `want`) or "load" (the program must load), "helpers": the problem's own code (the prompt),
     "serve": the names the program provides, "entry_point", "test", "examples"}. The result's
-    `verdict` is the checker's {"passed": k, "total": n, "failure": why}, or None when the run
-    was stopped (timeout, output limit) before the checker was done: a fail."""
+    `verdict` is the checker's {"passed": k, "total": n, "failure": why} (`passed` clamped to
+    [0, n]; status "ok" then, whatever k is), or None when the run was stopped (timeout,
+    output limit) before the checker was done: a fail. A problem whose own tests do not run
+    raises GradingError."""
     run = _Run(code, timeout, memory_mb, cpu_seconds, disk_mb, check=check)
     return run.result()
 
