@@ -308,8 +308,8 @@ class _Run:
             elif key.data[1]:
                 os.close(key.fd)
         self.sel.close()
-        for pipe in (self.proc.stderr, *((self.checker.stdout, self.checker.stderr)
-                                                           if self.checker else ())):
+        checker = (self.checker.stdout, self.checker.stderr) if self.checker else ()
+        for pipe in (self.proc.stderr, *checker):
             pipe.close()
         if self.init is not None:
             os.close(self.init)
@@ -320,9 +320,13 @@ def _open_init(pid: int, unshare_pid: int) -> int | None:
     that a reused pid can never be killed by mistake."""
     try:
         fd = os.pidfd_open(pid)
+    except ProcessLookupError:  # it has ended already: unshare reaps it
+        return None
+    try:
         with open(f"/proc/{pid}/stat") as f:
             parent = int(f.read().rsplit(")", 1)[1].split()[1])
-    except (ProcessLookupError, FileNotFoundError):  # it has ended already: unshare reaps it
+    except FileNotFoundError:
+        os.close(fd)
         return None
     if parent != unshare_pid:
         os.close(fd)
