@@ -126,7 +126,7 @@ class _Run:
         spec = {"view": view, "boot": str(BOOT), "program": code, "memory": memory_mb << 20,
                 "cpu": cpu_seconds or max(1, int(timeout) + 1), "disk_mb": disk_mb,
                 "uid": random.SystemRandom().randrange(1 << 20, 1 << 30) if root else 0}
-        check_spec = json.dumps(check).encode() if check is not None else None
+        check_spec = None if check is None else json.dumps({**check, "memory": max(memory_mb, 256) << 20}).encode()
         pipes = (*os.pipe(), *os.pipe()) if check is not None else ()  # requests, then replies: (read, write)
         self._start_sandbox(json.dumps(spec).encode(), [pipes[0], pipes[3]] if pipes else [], root)
         if check_spec is not None:

@@ -241,3 +241,12 @@ def test_a_sandbox_that_cannot_start_is_reported():
     # any program code runs
     with pytest.raises(SandboxUnavailable, match="did not start"):
         run_python("print('hello')", memory_mb=8)
+
+
+def test_values_from_the_program_cannot_make_the_checker_allocate_without_bound():
+    # trusted test code fed an untrusted value: the checker runs under the run's memory limit
+    # too, so 1.5 GB asked for by the program is a MemoryError there (a fail), not 1.5 GB taken
+    prompt = 'def copies() -> int:\n    """How many copies to make."""\n'
+    test = "def check(candidate):\n    s = 'x' * candidate()\n    assert len(s) == candidate()\n"
+    assert CodeVerifier(memory_mb=512).check("    return 3\n", prompt, test, "copies")
+    assert not CodeVerifier(memory_mb=512).check("    return 1_500_000_000\n", prompt, test, "copies")
