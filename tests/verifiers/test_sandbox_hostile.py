@@ -160,11 +160,11 @@ def test_a_detached_process_does_not_outlive_the_run(fork):
 def test_a_session_holding_stdout_cannot_outlast_the_timeout(fork):
     marker = f"ponder-holder-{uuid.uuid4().hex}"
     try:
-        r = run_python(detach(marker, 20, close_output=False, fork=fork), timeout=2)
+        r = run_python(detach(marker, 30, close_output=False, fork=fork), timeout=2)
         left = survivors(marker)
     finally:
         kill_all(survivors(marker))
-    assert r.seconds < 5 and left == []
+    assert r.seconds < 10 and left == [], (r.seconds, left)  # 10: room for a loaded machine; the hold is 30
     assert (r.ok and "parent done" in r.stdout) if fork else r.status == "timeout"
 
 
