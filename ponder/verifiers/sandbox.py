@@ -220,14 +220,26 @@ class _Run:
             os.close(key.fd)
         self.events.setdefault(f"{name}_end", True)
 
-    def _react(self) -> None:
-        """Act on what the trusted pipes said and on the output's size."""
+    def _control(self) -> None:
+        """Take in what the launcher said; on "ready", hold its init by a pidfd."""
         for line in bytes(self.sinks["ctl"].data).split(b"\n")[:-1]:  # whole lines only
             for name, value in json.loads(line).items():
                 self.events.setdefault(name, value)
         if "ready" in self.events and "init" not in self.events:
             self.events["init"] = True
             self.init = _open_init(self.events["ready"], self.proc.pid)
+
+    def _catch_up(self) -> None:
+        """Read what the control pipe holds now: "ready" comes before any program runs, so
+        once it is read no program can be running in a namespace we cannot kill and wait for."""
+        for key in [k for k in self.sel.get_map().values() if k.data[0] == "ctl"]:
+            while key.fd in self.sel.get_map() and select.select([key.fd], [], [], 0)[0]:
+                self._read(key)
+        self._control()
+
+    def _react(self) -> None:
+        """Act on what the trusted pipes said and on the output's size."""
+        self._control()
         if self.sinks["out"].total + self.sinks["err"].total > OUTPUT_LIMIT:
             self.stopped = "output_limit"
         elif "failed" in self.events:
@@ -244,6 +256,7 @@ class _Run:
         """Kill the namespace's init (so the kernel kills all of the namespace) and wait until
         `unshare` has reaped it: then no process of the run is left."""
         self.killed = True
+        self._catch_up()
         try:
             if self.init is not None:
                 signal.pidfd_send_signal(self.init, signal.SIGKILL)
