@@ -31,9 +31,12 @@ def main():
     ap.add_argument("--strategies", nargs="+", default=["beam_search", "particle_filter"])
     ap.add_argument("--backends", nargs="+", default=["hf", "vllm"])
     ap.add_argument("--together", type=int, default=4)
+    ap.add_argument("--block-size", type=int, help="the vLLM engine's KV block size (default: ponder's)")
     args = ap.parse_args()
-    models = {b: load_model(args.model, backend=b) for b in args.backends}
-    task, folder = GSM8K(limit=args.limit), results_dir(__file__) / f"{args.model}-b{args.budget}"
+    engine = {"block_size": args.block_size} if args.block_size else {}
+    models = {b: load_model(args.model, backend=b, **({"vllm": engine} if b == "vllm" else {})) for b in args.backends}
+    tag = f"-block{args.block_size}" if args.block_size else ""
+    task, folder = GSM8K(limit=args.limit), results_dir(__file__) / f"{args.model}-b{args.budget}{tag}"
     rows = []
     for name in args.strategies:
         for backend, model in models.items():
@@ -80,7 +83,7 @@ def main():
             print(f"{name}: vLLM {by['hf']['wall_seconds'] / by['vllm']['wall_seconds']:.2f}x faster than HF")
     path = save(
         __file__,
-        f"vllm_search-{args.model}-b{args.budget}-n{args.limit}",
+        f"vllm_search-{args.model}-b{args.budget}-n{args.limit}{tag}-{'-'.join(args.backends)}",
         {"model": args.model, "budget": args.budget, "problems": args.limit, "together": args.together, "rows": rows},
     )
     print(f"wrote {path}")

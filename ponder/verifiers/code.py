@@ -2,18 +2,22 @@
 
 `check` grades a solution against hidden tests (HumanEval's `check(candidate)`); `score`,
 which must not see hidden tests, runs the doctest examples of the prompt's docstring (the
-public tests) and returns the share that pass.
+public tests) and returns the share that pass. Either way the program only runs in the
+sandbox and serves its functions; the tests and their assertions run in a trusted checker
+outside it (sandbox.run_checked), so nothing the program does (exit codes, excepthooks,
+patched builtins, printed markers, objects equal to everything) can pass a test for it.
 """
 
 from __future__ import annotations
 
+import ast
 import doctest
 import re
 from typing import Sequence
 
 from ponder.budget import Budget
 from ponder.types import Candidate
-from ponder.verifiers.sandbox import run_python
+from ponder.verifiers.sandbox import run_checked
 
 _FENCE = re.compile(r"```(?:python|py|Python)?[ \t]*\n(.*?)(?:```|$)", re.S)
 
@@ -44,21 +48,30 @@ def doctest_examples(text: str) -> list[tuple[str, str]]:
     return [(e.source.strip(), re.split(r'"""|\'\'\'', e.want)[0].rstrip() + "\n") for e in examples]
 
 
-_HARNESS = """
-import doctest as _d
-_passed = 0
-for _src, _want in {examples!r}:
+def stub_functions(code: str) -> list[str]:
+    """Top-level functions of a prompt with no body but a docstring (or `...`/`pass`): the
+    ones the candidate is to write. The others are the problem's helpers, which the tests use
+    as the prompt defines them, whatever the candidate redefines."""
     try:
-        _got = repr(eval(_src)) + "\\n"
-        _passed += _d.OutputChecker().check_output(_want, _got, _d.ELLIPSIS | _d.NORMALIZE_WHITESPACE)
-    except BaseException:
-        pass
-print("PONDER_PASSED", _passed)
-"""
+        tree = ast.parse(code)
+    except SyntaxError:
+        return []
+    empty = lambda s: isinstance(s, ast.Pass) or (isinstance(s, ast.Expr) and isinstance(s.value, ast.Constant))
+    return [n.name for n in tree.body if isinstance(n, ast.FunctionDef) and all(map(empty, n.body))]
+
+
+def runnable(code: str) -> str:
+    """`code` when it compiles (the problem's helpers for the checker), else nothing."""
+    try:
+        compile(code, "<prompt>", "exec")
+        return code
+    except (SyntaxError, ValueError):
+        return ""
 
 
 class CodeVerifier:
-    """Runs candidate programs in the sandbox (time and memory limited, no network)."""
+    """Grades candidate programs run in the sandbox (time, memory and disk limited, no network,
+    no view of the host) by tests run outside it."""
 
     name = "code"
     scores_steps = False
@@ -74,19 +87,31 @@ class CodeVerifier:
         return extract_code(text).strip() or None
 
     def check(self, completion: str, prompt_code: str, test: str, entry_point: str) -> bool:
-        """HumanEval-style grading: the test module's `check(entry_point)` must pass."""
-        program = program_for(prompt_code, completion, entry_point) + f"\n\n{test}\n\ncheck({entry_point})\n"
-        return run_python(program, self.timeout, self.memory_mb).ok
+        """HumanEval-style grading: the test module's `check(entry_point)` must pass. The tests
+        run in the trusted checker against the program's functions served from the sandbox."""
+        program = program_for(prompt_code, completion, entry_point)
+        helpers = runnable(prompt_code)
+        check = {
+            "kind": "check",
+            "helpers": helpers,
+            "test": test,
+            "entry_point": entry_point,
+            "serve": sorted({entry_point, *stub_functions(helpers)}),
+        }
+        verdict = run_checked(program, check, self.timeout, self.memory_mb).verdict
+        return verdict is not None and verdict["passed"] == verdict["total"] == 1
 
     def public_score(self, prompt: str, text: str) -> float:
+        """The share of the prompt's doctest examples the program passes (at most 1); with no
+        examples, 1.0 when the program loads."""
         examples = doctest_examples(prompt)
-        match = re.search(r"def\s+(\w+)\s*\(", prompt)
-        program = program_for(prompt if match else "", text, match.group(1) if match else None)
-        if not examples:  # nothing to test against: at least it must run
-            return float(run_python(program, self.timeout, self.memory_mb).ok)
-        result = run_python(program + _HARNESS.format(examples=examples), self.timeout, self.memory_mb)
-        found = re.search(r"PONDER_PASSED (\d+)", result.stdout)
-        return int(found.group(1)) / len(examples) if found else 0.0
+        prompt_code = extract_code(prompt)
+        helpers, match = runnable(prompt_code), re.search(r"def\s+(\w+)\s*\(", prompt_code)
+        serve = stub_functions(helpers) or ([match.group(1)] if match else [])
+        program = program_for(prompt_code if match else "", text, serve[-1] if serve else None)
+        check = {"kind": "doctest" if examples else "load", "helpers": helpers, "serve": serve, "examples": examples}
+        verdict = run_checked(program, check, self.timeout, self.memory_mb).verdict
+        return verdict["passed"] / verdict["total"] if verdict else 0.0
 
     def score(self, prompt: str, candidates: Sequence[Candidate], budget: Budget) -> list[float]:
         k = budget.affordable_verifier_calls(len(candidates))

@@ -4,7 +4,7 @@ import os
 import subprocess
 import uuid
 
-from ponder.verifiers.sandbox import run_python
+from ponder.verifiers.sandbox import MAX_OUTPUT, run_python
 
 
 def test_a_normal_program_runs():
@@ -59,9 +59,18 @@ def test_writes_outside_the_temp_dir_fail_and_inside_work():
 
 
 def test_the_program_cannot_regain_root():
+    # the sandbox holds no `mount` binary: ask the kernel directly to make / writable again
     r = run_python(
-        "import os, subprocess\nprint(os.getuid())\n"
-        "print(subprocess.run(['mount', '-o', 'remount,rw', '/'], capture_output=True).returncode)"
+        "import ctypes, os\nprint(os.getuid())\nlibc = ctypes.CDLL(None, use_errno=True)\n"
+        "print(libc.mount(None, b'/', None, 32, None), ctypes.get_errno())"
+    )  # 32: MS_REMOUNT
+    uid, rc, errno = r.stdout.split()
+    assert rc == "-1" and errno == "1" and (uid != "0" or os.geteuid() != 0)  # 1: EPERM
+
+
+def test_the_tail_of_the_output_is_kept_when_the_program_ends():
+    r = run_python(
+        "import sys\nsys.stdout.write('x' * 200_000)\nprint('END')\nsys.stderr.write('E' * 50_000 + 'LAST')\n"
     )
-    uid, rc = r.stdout.split()
-    assert rc != "0" and (uid != "0" or os.geteuid() != 0)
+    assert r.ok and r.stdout.endswith("xEND\n") and len(r.stdout) == MAX_OUTPUT
+    assert r.stderr.endswith("ELAST") and len(r.stderr) == MAX_OUTPUT
