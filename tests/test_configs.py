@@ -25,7 +25,13 @@ TARGETS = {"budget": "ponder.budget.Budget"}
 # Where a YAML deliberately differs from its constructor's default: (group, choice, key) -> why.
 # None does today (a required parameter, such as a model's or a PRM's `path`, has no default to
 # differ from); add an entry with its reason rather than loosen the check.
-DELIBERATE: dict[tuple[str, str, str], str] = {}
+DELIBERATE: dict[tuple[str, str, str], str] = {
+    **{
+        ("model", m, "vllm"): "the vLLM engine's settings spelled out (None means EngineSettings' defaults; "
+        "test_model_yamls_spell_out_the_vllm_engine_defaults checks them)"
+        for m in ("smollm2-135m", "qwen2.5-coder-0.5b", "qwen2.5-coder-1.5b")
+    },
+}
 
 # Choices that load weights when built (a hub download, or a checkpoint the user names): their keys
 # and defaults are still checked, they are not instantiated.
@@ -126,3 +132,13 @@ def test_root_configs_compose(name):
     with initialize_config_module("ponder.configs", version_base=None):
         cfg = hydra_compose(name)
     assert cfg.model._target_ == "ponder.models.load_model"
+
+
+@pytest.mark.parametrize("choice", ["smollm2-135m", "qwen2.5-coder-0.5b", "qwen2.5-coder-1.5b"])
+def test_model_yamls_spell_out_the_vllm_engine_defaults(choice):
+    from dataclasses import asdict
+
+    from ponder.models.vllm import EngineSettings
+
+    node = OmegaConf.to_container(OmegaConf.load(CONFIGS / "model" / f"{choice}.yaml"))
+    assert node["vllm"] == asdict(EngineSettings())
