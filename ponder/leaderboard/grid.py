@@ -128,6 +128,20 @@ def write_problems(task, out: Path) -> None:
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
 
 
+def fresh_caches(model, verifier) -> None:
+    """Empty the prefix caches before a cell, so that no cell is charged less because an earlier
+    one computed its prompts: the HF backend's LRU prefix cache, vLLM's automatic prefix cache,
+    a PRM's KV cache. A backend holding none (a remote server's is out of reach) is left as is."""
+    backend = model.capabilities.backend
+    if backend == "hf":
+        model.prefix_cache.clear()
+    elif backend == "vllm":
+        model.engine.reset_prefix_cache()
+    cache = getattr(verifier, "cache", None)  # ProcessRewardModel's scored-solution KV cache
+    if cache is not None:
+        cache.clear()
+
+
 def run_grid(cfg, model=None, verifier=None, progress: bool = True) -> list[tuple[Cell, dict, dict]]:
     """Run every cell of the grid `cfg` (a composed leaderboard config) not yet finished; return
     (cell, settings, summary) for each. `model` and `verifier` may be passed in already built
@@ -156,6 +170,7 @@ def run_grid(cfg, model=None, verifier=None, progress: bool = True) -> list[tupl
         if progress:
             print(f"[cell {i + 1}/{len(grid)}] {cell.name}: {cell.path}", file=sys.stderr, flush=True)
         gen = Generator(model, strategy, verifier if strategy.uses_verifier else None, budget=cell.limits)
+        fresh_caches(model, verifier)
         start = time.perf_counter()
         summary = run_benchmark(gen, task, cell.path, progress, settings=settings, together=cfg.together)
         summary["cell_wall_seconds"] = time.perf_counter() - start

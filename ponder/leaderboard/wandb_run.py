@@ -5,6 +5,7 @@ under `logger.dir` without a network; `wandb sync` uploads it later."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from ponder.errors import ConfigError
@@ -85,5 +86,10 @@ class WandbLogger:
             for path in images:
                 run.log({Path(path).stem: wandb.Image(str(path))})
             run.summary.update(flat_metrics(summary))
+            # also as plain files in the run's folder (synced with it): offline runs keep config and
+            # summary only inside the binary .wandb log
+            files = Path(run.dir)
+            (files / "ponder_config.json").write_text(json.dumps(config, indent=1, default=str) + "\n")
+            (files / "ponder_summary.json").write_text(json.dumps(summary, indent=1, default=str) + "\n")
         finally:
             run.finish()
