@@ -3,6 +3,7 @@ through its budgets, the 95% interval as a band, and the Pareto frontier; PNG an
 
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 
 
@@ -42,7 +43,7 @@ def plot(rows: list[dict], out: Path, title: str) -> list[Path]:
     ax.set_xscale("log")
     ax.set_xlabel("FLOPs per problem (log), generation + verifier + draft")
     ax.set_ylabel("accuracy (95% Wilson interval)")
-    ax.set_title(title)
+    ax.set_title("\n".join(textwrap.wrap(title, 70)), fontsize=10)
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1, 1))
     fig.tight_layout()
