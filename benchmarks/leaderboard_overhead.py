@@ -42,8 +42,8 @@ def main():
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default="smollm2-135m")
-    ap.add_argument("--limit", type=int, default=3)
-    ap.add_argument("--budgets", default="64,128", help="generated tokens per problem")
+    ap.add_argument("--limit", type=int, default=4)
+    ap.add_argument("--budgets", default="24,48", help="generated tokens per problem")
     ap.add_argument("--strategies", default="greedy,self_consistency")
     ap.add_argument("--repeats", type=int, default=2)
     args = ap.parse_args()
@@ -51,7 +51,7 @@ def main():
         f"model={args.model}",
         f"task.limit={args.limit}",
         "budget_key=max_generated_tokens",
-        "sizing.solution_tokens=32",
+        "sizing.solution_tokens=12",
     ]
     cfg = compose_leaderboard(base + [f"budgets=[{args.budgets}]", f"strategies=[{args.strategies}]", "out=x"])
     model = instantiate(cfg.model, "model", decoder=instantiate(cfg.decoder, "decoder"))

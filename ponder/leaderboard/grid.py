@@ -154,7 +154,11 @@ def run_grid(cfg, model=None, verifier=None, progress: bool = True) -> list[tupl
         raise ConfigError("ponder leaderboard needs out=<folder> for the grid's cells and report")
     out = Path(str(cfg.out))
     task = instantiate(cfg.task, "task")
-    task.problems()  # a bad dataset fails before the model loads
+    task.problems()  # a bad dataset or strategy name fails before the model loads
+    for name in cfg.strategies:
+        strategy_yaml(name)
+    if cfg.budget_key not in cfg.budget:
+        raise ConfigError(f"budget_key must be a budget key ({', '.join(cfg.budget)}); got {cfg.budget_key!r}")
     if model is None:
         model = instantiate(cfg.model, "model", decoder=instantiate(cfg.decoder, "decoder"))
     grid = plan_cells(cfg, model.shape.params, out)

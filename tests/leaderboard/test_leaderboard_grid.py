@@ -169,3 +169,13 @@ def test_the_same_grid_twice_on_vllm_gives_the_same_numbers(engine_folder, data,
     made = json.loads((tmp_path / "a" / "cells" / "self_consistency-b40-s0.settings.json").read_text())
     assert made["identity"]["backend"] == "vllm" and made["identity"]["dtype"] == "fp32"
     assert made["identity"]["vllm"]
+
+
+def test_user_mistakes_are_named(data, tmp_path):
+    r = ponder(*grid_args("no-such-model", data, tmp_path / "x", "strategies=[greedy,nope]"))
+    assert r.returncode != 0 and "Traceback" not in r.stderr
+    assert "'nope', which is not a strategy" in r.stderr and "self_consistency" in r.stderr
+    r = ponder("leaderboard", "report", f"out={tmp_path}/empty")
+    assert r.returncode != 0 and "Traceback" not in r.stderr and "no leaderboard cells" in r.stderr
+    r = ponder(*grid_args("no-such-model", data, tmp_path / "y", "budget_key=max_tokens"))
+    assert r.returncode != 0 and "budget_key must be a budget key" in r.stderr
