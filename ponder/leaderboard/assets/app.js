@@ -67,6 +67,7 @@
   }
 
   function candidateList(p) {
+    if (!p.candidates || !p.candidates.length) return el("span", {}, "(not recorded)");
     const ul = el("ul");
     (p.candidates || []).forEach(c => {
       const scores = Object.entries(c.scores || {}).map(([k, v]) => k + " " + Number(v).toFixed(3)).join(", ");
