@@ -13,7 +13,9 @@ out by generated tokens.
 
 Per-problem lines go to benchmarks/results/quality_gsm8k/quality/ (resumable: rerun to continue); the
 summary to quality-<model>.json (strategies compared on the problems all of them have done, and
-each on all it has done) and a plot to quality-<model>.png.
+each on all it has done); the table, plot (accuracy against FLOPs) and page to
+results/quality_gsm8k/leaderboard/, made by `ponder.leaderboard` from the per-problem files (as
+`ponder leaderboard report out=... sources=[benchmarks/results/quality_gsm8k]` does).
 
     PONDER_DATA=../shared/data python benchmarks/quality_gsm8k.py --model qwen2.5-coder-0.5b
 """
@@ -28,6 +30,7 @@ from pathlib import Path
 
 from common import results_dir, save
 from ponder.bench import drop_partial_line, format_summary, grade, read_results, summarize
+from ponder.leaderboard import make_report
 from ponder.budget import Budget
 from ponder.models import load_model
 from ponder.samplers import AdaptiveConsistency
@@ -93,32 +96,6 @@ def append(path: Path, rows: list[dict]) -> None:
             f.write(json.dumps(r) + "\n")
         f.flush()
         os.fsync(f.fileno())
-
-
-def plot(summaries: dict, path):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6, 4))
-    for name, s in summaries.items():
-        lo, hi = s["accuracy_ci95"]
-        ax.errorbar(
-            [s["mean_generated_tokens"]],
-            [s["accuracy"]],
-            yerr=[[s["accuracy"] - lo], [hi - s["accuracy"]]],
-            fmt="o",
-            capsize=4,
-            label=name,
-        )
-    ax.set_xscale("log")
-    ax.set_xlabel("generated tokens per problem (log)")
-    ax.set_ylabel("accuracy (95% CI)")
-    ax.set_title(f"GSM8K, first {min(s['problems'] for s in summaries.values())} test problems")
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
 
 
 def main():
@@ -194,7 +171,15 @@ def main():
             "all_done": {name: summarize(rs) for name, rs in rows.items()},
         },
     )
-    plot(summaries, path.with_suffix(".png"))
+    # the table, plot and page of the leaderboard feature, read from the per-problem files as they are
+    board = make_report(
+        results_dir(__file__) / "leaderboard",
+        [files["greedy"].parent],
+        "greedy",
+        f"GSM8K, first {args.limit} test problems, {args.model}, zero-shot",
+        task,
+    )
+    print(f"table, plot and page: {board['paths'][-1].parent}; summary: {path}")
     print(json.dumps({k: round(v["accuracy"], 3) for k, v in summaries.items()}))
 
 

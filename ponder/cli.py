@@ -7,18 +7,21 @@ import json
 import sys
 from pathlib import Path
 
-USAGE = """usage: ponder {run,bench,train-medusa,train-prm} [key=value ...] [-m]
+USAGE = """usage: ponder {run,bench,leaderboard,train-medusa,train-prm} [key=value ...] [-m]
 
   ponder run prompt="Tom has 3 apples..." strategy=self_consistency strategy.n=8 output=json
   ponder bench task=gsm8k task.limit=100 strategy=self_consistency strategy.n=8
   ponder -m bench strategy=greedy,self_consistency      (Hydra multirun sweep)
   ponder run --cfg job                                  (print the composed config)
+  ponder leaderboard task.limit=100 strategies=[greedy,beam_search] budgets=[1000,2000] verifier=prm \
+      verifier.path=runs/prm/x seeds=[0,1] out=runs/lb/x   (a compute-matched grid, then its report)
+  ponder leaderboard report out=runs/lb/x               (table, plot and page from what is there)
   ponder train-medusa model=qwen2.5-coder-0.5b out=runs/medusa/qwen0.5b problems=200
   ponder train-prm model=qwen2.5-coder-0.5b out=runs/prm/qwen0.5b problems=100 rollouts=4
 
-Config groups: model, decoder, strategy, verifier, budget, task. Run `ponder run --help` for the options."""
+Config groups: model, decoder, strategy, verifier, budget, task, logger. Run `ponder run --help` for the options."""
 
-COMMANDS = ("run", "bench", "train-medusa", "train-prm")
+COMMANDS = ("run", "bench", "leaderboard", "train-medusa", "train-prm")
 _command = "run"
 
 
@@ -77,7 +80,7 @@ def run(cfg) -> None:
 
 
 def bench(cfg) -> None:
-    from ponder.bench import format_summary, resume_cache, run_benchmark
+    from ponder.bench import format_summary, read_results, resume_cache, run_benchmark
     from ponder.config import instantiate
     from ponder.generator import Generator
 
@@ -87,8 +90,10 @@ def bench(cfg) -> None:
     print(f"results: {out}", file=sys.stderr)
     settings = bench_settings(cfg)
     resume_cache(Path(out), settings, "results")  # results made otherwise: refused before the model loads
+    logger = instantiate(cfg.logger, "logger")
     summary = run_benchmark(Generator.from_config(cfg), task, out, settings=settings, together=cfg.together)
     print(format_summary(summary))
+    logger.log_run(Path(out).stem, settings, read_results(Path(out)), summary)
 
 
 def train_medusa(cfg) -> None:
@@ -155,11 +160,14 @@ def train_prm(cfg) -> None:
 def job(cfg) -> None:
     from ponder.errors import PonderError
 
+    from ponder.leaderboard import command as leaderboard
+
+    commands = {"run": run, "bench": bench, "train-medusa": train_medusa, "train-prm": train_prm}
+    commands.update({"leaderboard": leaderboard.grid, "leaderboard report": leaderboard.report})
     try:
         # the command travels in the config too: a launcher's worker process (joblib, submitit)
         # imports this module afresh and sees only the config
-        command = cfg.get("command") or _command
-        {"run": run, "bench": bench, "train-medusa": train_medusa, "train-prm": train_prm}[command](cfg)
+        commands[cfg.get("command") or _command](cfg)
     except PonderError as e:
         print(f"ponder: error: {e}", file=sys.stderr)
         sys.exit(2)
@@ -173,6 +181,9 @@ def main(argv: list[str] | None = None) -> None:
         print(USAGE, file=sys.stderr)
         sys.exit(0 if any(a in ("-h", "--help") for a in argv) else 2)
     argv.remove(command)
+    if command == "leaderboard" and "report" in argv:
+        argv.remove("report")
+        command = "leaderboard report"
     _command = command
     import hydra
 
@@ -180,6 +191,7 @@ def main(argv: list[str] | None = None) -> None:
     if command in ("run", "bench"):
         sys.argv.append(f"command={command}")
     name = {"train-medusa": "train_medusa", "train-prm": "train_prm"}.get(command, "config")
+    name = "leaderboard" if command.startswith("leaderboard") else name
     hydra.main(config_path="configs", config_name=name, version_base=None)(job)()
 
 

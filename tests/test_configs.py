@@ -125,7 +125,7 @@ def test_choice_composes_and_instantiates(group, choice, tmp_path):
         assert len(built.load()) > 0  # local data only: gsm8k from $PONDER_DATA, humaneval from its package
 
 
-@pytest.mark.parametrize("name", ["config", "train_medusa", "train_prm"])
+@pytest.mark.parametrize("name", ["config", "leaderboard", "train_medusa", "train_prm"])
 def test_root_configs_compose(name):
     from hydra import compose as hydra_compose, initialize_config_module
 
