@@ -15,12 +15,17 @@ import json
 import time
 
 from common import results_dir, save
-from search_gsm8k import STEP, strategies
+from search_gsm8k import strategies
 from ponder.bench import read_results, run_benchmark
 from ponder.generator import Generator
+from ponder.leaderboard.sizing import SizingRule
 from ponder.models import load_model
 from ponder.tasks import GSM8K
 from ponder.verifiers import LLMJudge
+
+
+RULE = SizingRule()  # the leaderboard's sizing rule; its step settings identify the runs
+STEP = dict(max_step_tokens=RULE.max_step_tokens, max_steps=RULE.max_steps, temperature=RULE.step_temperature)
 
 
 def main():
