@@ -22,11 +22,22 @@ COMMANDS = ("run", "bench", "train-medusa", "train-prm")
 _command = "run"
 
 
-def quote_prompt(arg: str) -> str:
-    """Let `prompt=free text, with commas?` through Hydra's override grammar as one string."""
-    if arg.startswith("prompt=") and not arg[7:].startswith(("'", '"')):
-        return "prompt='" + arg[7:].replace("\\", "\\\\").replace("'", "\\'") + "'"
-    return arg
+_prompt: str | None = None  # the prompt exactly as typed: user text never goes through interpolation
+
+
+def take_prompt(argv: list[str]) -> list[str]:
+    """Keep `prompt=...` away from Hydra: free text (commas, quotes, `${x}` in LaTeX or shell
+    snippets) is the user's, never an override to parse or an interpolation to resolve."""
+    global _prompt
+    rest = []
+    for arg in argv:
+        if arg.startswith("prompt="):
+            text = arg[7:]
+            quoted = len(text) >= 2 and text[0] == text[-1] and text[0] in "'\""
+            _prompt = text[1:-1] if quoted else text
+        else:
+            rest.append(arg)
+    return rest
 
 
 RESULT_GROUPS = ("model", "decoder", "strategy", "verifier", "budget", "task")  # what makes a benchmark's results
@@ -39,6 +50,8 @@ def bench_settings(cfg) -> dict:
     from ponder.verifiers.prm_train import trained_prm
 
     settings = OmegaConf.to_container(OmegaConf.create({k: cfg[k] for k in RESULT_GROUPS}), resolve=True)
+    for key in ("limit", "offset"):  # which problems a run covers is no part of a row: a larger limit extends it
+        settings["task"].pop(key, None)
     if trained := trained_prm(settings["verifier"].get("path")):  # a PRM retrained in place is another PRM
         settings["verifier_trained"] = trained
     return settings
@@ -57,11 +70,12 @@ def run(cfg) -> None:
     from ponder.generator import Generator
     from ponder.errors import ConfigError
 
-    if not cfg.prompt:
+    prompt = _prompt if _prompt is not None else cfg.prompt
+    if not prompt:
         raise ConfigError('ponder run needs a question: prompt="..."')
     if cfg.output not in ("text", "json"):
         raise ConfigError(f"output must be 'text' or 'json', got {cfg.output!r}")
-    result = Generator.from_config(cfg)(str(cfg.prompt))
+    result = Generator.from_config(cfg)(str(prompt))
     if cfg.output == "json":
         d = result.to_dict()
         print(json.dumps({k: d[k] for k in ("answer", "text", "candidates", "usage", "budget_exhausted")}))
@@ -78,6 +92,7 @@ def run(cfg) -> None:
 
 def bench(cfg) -> None:
     from ponder.bench import format_summary, resume_cache, run_benchmark
+    from ponder.results import results_lock
     from ponder.config import instantiate
     from ponder.generator import Generator
 
@@ -86,8 +101,9 @@ def bench(cfg) -> None:
     out = cfg.out or default_out(cfg)
     print(f"results: {out}", file=sys.stderr)
     settings = bench_settings(cfg)
-    resume_cache(Path(out), settings, "results")  # results made otherwise: refused before the model loads
-    summary = run_benchmark(Generator.from_config(cfg), task, out, settings=settings, together=cfg.together)
+    with results_lock(Path(out)):  # held from before the model loads: a second run on `out` is refused
+        resume_cache(Path(out), settings, "results")  # results made otherwise: refused before the model loads
+        summary = run_benchmark(Generator.from_config(cfg), task, out, settings=settings, together=cfg.together)
     print(format_summary(summary))
 
 
@@ -173,7 +189,7 @@ def main(argv: list[str] | None = None) -> None:
     _command = command
     import hydra
 
-    sys.argv = [f"ponder {command}"] + [quote_prompt(a) for a in argv]
+    sys.argv = [f"ponder {command}"] + take_prompt(argv)
     name = {"train-medusa": "train_medusa", "train-prm": "train_prm"}.get(command, "config")
     hydra.main(config_path="configs", config_name=name, version_base=None)(job)()
 

@@ -147,7 +147,11 @@ def run_together(
         while todo or hub.busy():
             while todo and len(hub.running) < together:
                 i = todo.pop()
-                budget = budget_for(i)
+                try:
+                    budget = budget_for(i)
+                except Exception as e:  # this prompt cannot start (wrong type, too long): the rest go on
+                    yield i, e
+                    continue
                 hub.start(i, lambda m, v, i=i, budget=budget: strategy.run(m, prompts[i], v, budget.start()))
             yield from hub.step()
     finally:

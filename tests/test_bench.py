@@ -106,4 +106,4 @@ def test_settings_of_a_run_that_left_no_results_do_not_bind(tmp_path):
     out = tmp_path / "r.jsonl"
     assert resume_cache(out, {"strategy": "a"}, "results") == []  # stopped before its first result
     assert resume_cache(out, {"strategy": "b"}, "results") == []
-    assert (tmp_path / "r.settings.json").read_text().strip() == '{"strategy": "b"}'
+    assert (tmp_path / "r.jsonl.settings.json").read_text().strip() == '{"strategy": "b"}'

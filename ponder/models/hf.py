@@ -17,6 +17,7 @@ from ponder.decoding.owners import RowOwners
 from ponder.decoding.plain import DecodeBatch, PlainDecoder
 from ponder.decoding.sampling import make_generator
 from ponder.decoding.stops import StopRule
+from ponder.errors import check_number
 from ponder.models.kv_cache import preallocated_cache
 from ponder.models.prompts import ChatPrompts, eos_ids
 from ponder.models.prefix_cache import CachedPrefix, PrefixCache, cache_from
@@ -48,6 +49,7 @@ def model_shape(network) -> ModelShape:
         params=total - embed + (embed if tied else 0),
         layers=cfg.num_hidden_layers,
         d_attn=cfg.num_attention_heads * head_dim,
+        context=getattr(cfg, "max_position_embeddings", None),
     )
 
 
@@ -68,7 +70,8 @@ class HFModel(ChatPrompts):
     ):
         self.network, self.tokenizer, self.name = network, tokenizer, name
         self.decoder = decoder or PlainDecoder()
-        self.max_batch_rows = max_batch_rows
+        self.max_batch_rows = check_number("model.max_batch_rows", max_batch_rows, minimum=1, integer=True)
+        check_number("model.prefix_cache_tokens", prefix_cache_tokens, minimum=0, integer=True)
         self.prefix_cache = PrefixCache(prefix_cache_tokens)
         self.system_prompt = system_prompt
         self.shape = shape_from_config(network.config)

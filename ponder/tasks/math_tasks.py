@@ -31,7 +31,7 @@ class GSM8K(Task):
     def load(self) -> list[Problem]:
         path = self.path or local_data("gsm8k", f"{self.split}.jsonl")
         rows = (
-            read_jsonl(path, ("question", "answer"))
+            read_jsonl(path, ("question", "answer"), text=("question", "answer"))
             if path
             else hub_rows("openai/gsm8k", "main", self.split, "pass task.path=<gsm8k jsonl> or set PONDER_DATA")
         )
@@ -58,7 +58,7 @@ class MATH500(Task):
     def load(self) -> list[Problem]:
         path = self.path or local_data("math500", "test.jsonl")
         rows = (
-            read_jsonl(path, ("problem", "answer"))
+            read_jsonl(path, ("problem", "answer"), text=("problem",))
             if path
             else hub_rows("HuggingFaceH4/MATH-500", None, "test", "pass task.path=<MATH-500 jsonl> or set PONDER_DATA")
         )
@@ -95,7 +95,7 @@ class JSONLTask(Task):
         self.template, self.checker = template, checker
 
     def load(self) -> list[Problem]:
-        rows = read_jsonl(self.path, (self.q, self.a) + ((self.id_field,) if self.id_field else ()))
+        rows = read_jsonl(self.path, (self.q, self.a) + ((self.id_field,) if self.id_field else ()), text=(self.q,))
         return [
             Problem(
                 str(r[self.id_field]) if self.id_field else f"{Path(self.path).stem}-{i}",
