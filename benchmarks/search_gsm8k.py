@@ -77,7 +77,12 @@ def kept(folder: Path, prefix: str, problems: int, prm) -> dict:
     for name in strategies(1000):
         for f in folder.glob(f"{prefix}{name}-b*.jsonl.summary.json"):
             budget = int(f.name.rsplit("-b", 1)[1].split(".")[0])
-            made = json.loads(Path(str(f).replace(".jsonl.summary.json", ".settings.json")).read_text())
+            own = Path(
+                str(f).replace(".summary.json", ".settings.json")
+            )  # res.jsonl.settings.json; older: res.settings.json
+            made = json.loads(
+                (own if own.is_file() else Path(str(f).replace(".jsonl.summary.json", ".settings.json"))).read_text()
+            )
             s = json.loads(f.read_text())
             if s["problems"] == problems and made["prm"] in (None, prm):
                 summary.setdefault(name, {})[budget] = s
