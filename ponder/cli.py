@@ -172,6 +172,9 @@ def job(cfg) -> None:
     from ponder.errors import PonderError
 
     try:
+        from ponder.threads import set_threads
+
+        set_threads(cfg.get("threads"))
         {"run": run, "bench": bench, "train-medusa": train_medusa, "train-prm": train_prm}[_command](cfg)
     except PonderError as e:
         print(f"ponder: error: {e}", file=sys.stderr)
