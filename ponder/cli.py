@@ -7,6 +7,8 @@ import json
 import sys
 from pathlib import Path
 
+from ponder.budget import Budget
+
 USAGE = """usage: ponder {run,bench,train-medusa,train-prm} [key=value ...] [-m]
 
   ponder run prompt="Tom has 3 apples..." strategy=self_consistency strategy.n=8 output=json
@@ -66,6 +68,29 @@ def default_out(cfg) -> str:
     return f"runs/bench/{task}-{strategy}-{hashlib.sha1(key.encode()).hexdigest()[:8]}.jsonl"
 
 
+class ProgressBudget(Budget):
+    """A Budget that shows on stderr the tokens generated and forward passes so far (`ponder run`),
+    as `bench` shows problems done: a long generation never looks hung."""
+
+    def __init__(self, **limits):
+        from tqdm import tqdm
+
+        super().__init__(**limits)
+        self.bar = tqdm(desc="generating", unit=" tokens", total=limits.get("max_generated_tokens"), leave=False)
+
+    def charge(self, **amounts) -> None:
+        super().charge(**amounts)
+        if amounts.get("generated_tokens"):
+            self.bar.set_postfix_str(f"{self._usage.forward_passes} forward passes", refresh=False)
+            self.bar.update(amounts["generated_tokens"])  # redraws at most every 0.1 s
+
+    def __enter__(self) -> "ProgressBudget":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.bar.close()
+
+
 def run(cfg) -> None:
     from ponder.generator import Generator
     from ponder.errors import ConfigError
@@ -75,7 +100,9 @@ def run(cfg) -> None:
         raise ConfigError('ponder run needs a question: prompt="..."')
     if cfg.output not in ("text", "json"):
         raise ConfigError(f"output must be 'text' or 'json', got {cfg.output!r}")
-    result = Generator.from_config(cfg)(str(prompt))
+    gen = Generator.from_config(cfg)
+    with ProgressBudget(**gen.budget_limits) as budget:
+        result = gen(str(prompt), budget)
     if cfg.output == "json":
         d = result.to_dict()
         print(json.dumps({k: d[k] for k in ("answer", "text", "candidates", "usage", "budget_exhausted")}))
