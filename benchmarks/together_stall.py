@@ -4,7 +4,7 @@ through the batch queue as before (`QueuedHub`, the earlier behaviour, kept here
 baseline). Same model, strategy and problems, one process, fresh prefix caches per run.
 
     PONDER_DATA=../shared/data nice -n 10 python benchmarks/together_stall.py --model smollm2-135m \
-        --limit 8 --n 4 --together 4 --max-new-tokens 96
+        --limit 6 --n 4 --together 3 --max-new-tokens 48
 """
 
 from __future__ import annotations
