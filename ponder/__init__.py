@@ -1,8 +1,11 @@
 """ponder: inference-time scaling and fast decoding for language models."""
 
+from ponder.threads import set_threads  # first: it sets OMP_WAIT_POLICY before torch loads OpenMP
 from ponder.budget import Budget, BudgetTooSmall, Usage
 from ponder.models import load_model
 from ponder.types import Candidate, Completion, Result, SamplingParams
+
+set_threads()  # $PONDER_THREADS, if set
 
 __all__ = [
     "Budget",

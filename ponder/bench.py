@@ -6,12 +6,16 @@ from __future__ import annotations
 import json
 import math
 import os
+from contextlib import closing
 from dataclasses import asdict
 from pathlib import Path
 
 from tqdm import tqdm
 
-from ponder.errors import ConfigError, PonderError
+from ponder.errors import PonderError, PromptError
+from ponder.results import read_results, resume_cache, results_lock, write_error
+
+__all__ = ["read_results", "resume_cache", "run_benchmark", "summarize", "format_summary", "wilson"]
 
 
 def wilson(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
@@ -22,19 +26,6 @@ def wilson(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
     centre = (p + z * z / (2 * n)) / (1 + z * z / n)
     half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
     return (max(0.0, centre - half), min(1.0, centre + half))
-
-
-def read_results(path: Path) -> list[dict]:
-    """Finished lines of a results file; a last line cut off by a kill is ignored."""
-    if not path.is_file():
-        return []
-    rows = []
-    for line in path.read_text().splitlines():
-        try:
-            rows.append(json.loads(line))
-        except json.JSONDecodeError:
-            continue
-    return rows
 
 
 def grade(task, problem, result) -> dict:
@@ -59,43 +50,31 @@ def grade(task, problem, result) -> dict:
     }
 
 
-def drop_partial_line(path: Path) -> None:
-    """A run killed mid-write leaves a last line without its newline: cut it off."""
-    if path.is_file() and (data := path.read_bytes()) and not data.endswith(b"\n"):
-        with open(path, "r+b") as f:
-            f.truncate(data.rfind(b"\n") + 1)
-
-
-def resume_cache(path: Path, settings: dict | None, what: str) -> list[dict]:
-    """The records a stopped run left in `path` (a JSONL file, a half-written last line dropped).
-    With `settings` (kept beside it in <name>.settings.json), only when they are the ones that
-    made them: a clear error when they differ and there are records (a run that stopped before
-    its first record holds nothing to mix)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    drop_partial_line(path)
-    records = read_results(path)
-    if settings is not None:
-        meta = path.with_suffix(".settings.json")
-        if records and meta.is_file() and json.loads(meta.read_text()) != settings:
-            raise ConfigError(
-                f"{path} holds {what} made with other settings ({meta.read_text().strip()}); "
-                "write to another folder (out= or --out) or delete it"
-            )
-        meta.write_text(json.dumps(settings) + "\n")
-    return records
-
-
 def run_benchmark(
     generator, task, out: str | os.PathLike, progress: bool = True, settings: dict | None = None, together: int = 1
 ) -> dict:
     """Run every problem not yet in `out`, `together` at a time (their model calls batched; a
-    line is written as each finishes); return the summary of all of `out`. With `settings`
+    line is written as each finishes); return the summary of the task's problems in `out`. With `settings`
     (what made the results: model, strategy, verifier...), a rerun refuses to add to results
     made with other settings instead of mixing them."""
     out = Path(out)
-    earlier = resume_cache(out, settings, "results")
-    done = {r["id"] for r in earlier}
-    todo = [p for p in task if p.id not in done]
+    with results_lock(out):
+        earlier = resume_cache(out, settings, "results")
+        ids = [p.id for p in task]
+        done = {r["id"] for r in earlier if "id" in r}
+        todo = [p for p in task if p.id not in done]
+        try:
+            write_rows(generator, task, todo, out, together, progress, earlier)
+            summary = summarize([r for r in read_results(out) if r.get("id") in set(ids)])
+            Path(str(out) + ".summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+        except OSError as e:
+            kept = f" The {len(read_results(out))} finished rows in it are kept."
+            raise write_error(out, e, kept) from None
+    return summary
+
+
+def write_rows(generator, task, todo: list, out: Path, together: int, progress: bool, earlier: list[dict]) -> None:
+    """Run `todo` and append a graded row per problem to `out` as each finishes (fsynced)."""
     graded, correct = len(earlier), sum(r.get("correct", False) for r in earlier)
     with (
         open(out, "a") as f,
@@ -107,35 +86,41 @@ def run_benchmark(
             unit="problem",
             dynamic_ncols=True,
         ) as bar,
+        closing(generator.run_many([p.question for p in todo], together)) as runs,  # closed on any error
     ):
-        for i, result in generator.run_many([p.question for p in todo], together):
-            problem = todo[i]
-            try:
-                if isinstance(result, BaseException):
-                    raise result  # what the problem's strategy raised
-                row = {
-                    "id": problem.id,
-                    "answer": result.answer,
-                    **grade(task, problem, result),
-                    "budget_exhausted": result.budget_exhausted,
-                    "usage": asdict(result.usage),
-                    "text": result.text,
-                }
-            except PonderError:
-                raise  # a user mistake (budget, config) fails every problem alike: stop and say so
-            except Exception as e:  # one bad problem must not cost the run
-                row = {"id": problem.id, "error": f"{type(e).__name__}: {e}"}
-            if isinstance(problem.reference, str) and len(problem.reference) < 200:
-                row["reference"] = problem.reference
+        for i, result in runs:
+            row = result_row(task, todo[i], result)
             f.write(json.dumps(row) + "\n")
             f.flush()
             os.fsync(f.fileno())
             graded, correct = graded + 1, correct + row.get("correct", False)
             bar.update(1)
             bar.set_postfix(acc=f"{correct / graded:.3f}")
-    summary = summarize(read_results(out))
-    Path(str(out) + ".summary.json").write_text(json.dumps(summary, indent=2) + "\n")
-    return summary
+
+
+def result_row(task, problem, result) -> dict:
+    """The results line of one problem: graded, or the error it met (a user mistake that fails
+    every problem alike, a PonderError other than a PromptError, stops the run instead)."""
+    try:
+        if isinstance(result, BaseException):
+            raise result  # what the problem's strategy raised
+        row = {
+            "id": problem.id,
+            "answer": result.answer,
+            **grade(task, problem, result),
+            "budget_exhausted": result.budget_exhausted,
+            "usage": asdict(result.usage),
+            "text": result.text,
+        }
+    except PromptError as e:  # this problem's prompt cannot run (too long): the others can
+        row = {"id": problem.id, "error": str(e)}
+    except PonderError:
+        raise
+    except Exception as e:  # one bad problem must not cost the run
+        row = {"id": problem.id, "error": f"{type(e).__name__}: {e}"}
+    if isinstance(problem.reference, str) and len(problem.reference) < 200:
+        row["reference"] = problem.reference
+    return row
 
 
 def summarize(rows: list[dict]) -> dict:

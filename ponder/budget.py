@@ -49,6 +49,7 @@ class ModelShape:
     params: int  # excluding the input embedding
     layers: int
     d_attn: int  # heads * head_dim
+    context: int | None = None  # the longest sequence (prompt + completion) the model takes, if known
 
     def forward_flops(self, new_tokens: int, context_start: int) -> float:
         """FLOPs of computing `new_tokens` tokens after `context_start` cached positions."""
@@ -70,6 +71,24 @@ _LIMITS = {  # constructor argument -> Usage field
 }
 
 
+def check_limit(arg: str, value):
+    """A limit is a finite number >= 0 (max_seconds > 0: no work fits in no time); true/false,
+    NaN and infinity are refused rather than read as 1, 0 or "never"."""
+    bad = isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0
+    if bad or (arg == "max_seconds" and value == 0):
+        least = "a number > 0" if arg == "max_seconds" else "a non-negative number"
+        raise BudgetTooSmall(f"budget.{arg} must be {least} or null (unlimited), got {value!r}")
+    return value
+
+
+def budget_from(limits: dict) -> "Budget":
+    """A Budget from a dict of limits; an unknown key is named with the valid ones."""
+    unknown = [k for k in limits if k not in _LIMITS]
+    if unknown:
+        raise BudgetTooSmall(f"unknown budget key {unknown[0]!r}; the limits are {', '.join(_LIMITS)}")
+    return Budget(**limits)
+
+
 class Budget:
     """Limits on any of the Usage units (None = unlimited) and a meter of what was spent.
 
@@ -89,9 +108,7 @@ class Budget:
         self.limits = {}
         for arg, value in locals().items():
             if arg in _LIMITS and value is not None:
-                if not isinstance(value, (int, float)) or value < 0:
-                    raise BudgetTooSmall(f"budget.{arg} must be a non-negative number or null, got {value!r}")
-                self.limits[_LIMITS[arg]] = value
+                self.limits[_LIMITS[arg]] = check_limit(arg, value)
         self._usage = Usage()
         self.exhausted = False  # set when a limit stopped or refused work
         self.start()

@@ -7,6 +7,8 @@ import json
 import sys
 from pathlib import Path
 
+from ponder.budget import Budget
+
 USAGE = """usage: ponder {run,bench,leaderboard,train-medusa,train-prm} [key=value ...] [-m]
 
   ponder run prompt="Tom has 3 apples..." strategy=self_consistency strategy.n=8 output=json
@@ -25,11 +27,22 @@ COMMANDS = ("run", "bench", "leaderboard", "train-medusa", "train-prm")
 _command = "run"
 
 
-def quote_prompt(arg: str) -> str:
-    """Let `prompt=free text, with commas?` through Hydra's override grammar as one string."""
-    if arg.startswith("prompt=") and not arg[7:].startswith(("'", '"')):
-        return "prompt='" + arg[7:].replace("\\", "\\\\").replace("'", "\\'") + "'"
-    return arg
+_prompt: str | None = None  # the prompt exactly as typed: user text never goes through interpolation
+
+
+def take_prompt(argv: list[str]) -> list[str]:
+    """Keep `prompt=...` away from Hydra: free text (commas, quotes, `${x}` in LaTeX or shell
+    snippets) is the user's, never an override to parse or an interpolation to resolve."""
+    global _prompt
+    rest = []
+    for arg in argv:
+        if arg.startswith("prompt="):
+            text = arg[7:]
+            quoted = len(text) >= 2 and text[0] == text[-1] and text[0] in "'\""
+            _prompt = text[1:-1] if quoted else text
+        else:
+            rest.append(arg)
+    return rest
 
 
 RESULT_GROUPS = ("model", "decoder", "strategy", "verifier", "budget", "task")  # what makes a benchmark's results
@@ -42,6 +55,8 @@ def bench_settings(cfg) -> dict:
     from ponder.verifiers.prm_train import trained_prm
 
     settings = OmegaConf.to_container(OmegaConf.create({k: cfg[k] for k in RESULT_GROUPS}), resolve=True)
+    for key in ("limit", "offset"):  # which problems a run covers is no part of a row: a larger limit extends it
+        settings["task"].pop(key, None)
     if trained := trained_prm(settings["verifier"].get("path")):  # a PRM retrained in place is another PRM
         settings["verifier_trained"] = trained
     return settings
@@ -56,15 +71,41 @@ def default_out(cfg) -> str:
     return f"runs/bench/{task}-{strategy}-{hashlib.sha1(key.encode()).hexdigest()[:8]}.jsonl"
 
 
+class ProgressBudget(Budget):
+    """A Budget that shows on stderr the tokens generated and forward passes so far (`ponder run`),
+    as `bench` shows problems done: a long generation never looks hung."""
+
+    def __init__(self, **limits):
+        from tqdm import tqdm
+
+        super().__init__(**limits)
+        self.bar = tqdm(desc="generating", unit=" tokens", total=limits.get("max_generated_tokens"), leave=False)
+
+    def charge(self, **amounts) -> None:
+        super().charge(**amounts)
+        if amounts.get("generated_tokens"):
+            self.bar.set_postfix_str(f"{self._usage.forward_passes} forward passes", refresh=False)
+            self.bar.update(amounts["generated_tokens"])  # redraws at most every 0.1 s
+
+    def __enter__(self) -> "ProgressBudget":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.bar.close()
+
+
 def run(cfg) -> None:
     from ponder.generator import Generator
     from ponder.errors import ConfigError
 
-    if not cfg.prompt:
+    prompt = _prompt if _prompt is not None else cfg.prompt
+    if not prompt:
         raise ConfigError('ponder run needs a question: prompt="..."')
     if cfg.output not in ("text", "json"):
         raise ConfigError(f"output must be 'text' or 'json', got {cfg.output!r}")
-    result = Generator.from_config(cfg)(str(cfg.prompt))
+    gen = Generator.from_config(cfg)
+    with ProgressBudget(**gen.budget_limits) as budget:
+        result = gen(str(prompt), budget)
     if cfg.output == "json":
         d = result.to_dict()
         print(json.dumps({k: d[k] for k in ("answer", "text", "candidates", "usage", "budget_exhausted")}))
@@ -81,6 +122,7 @@ def run(cfg) -> None:
 
 def bench(cfg) -> None:
     from ponder.bench import format_summary, read_results, resume_cache, run_benchmark
+    from ponder.results import results_lock
     from ponder.config import instantiate
     from ponder.generator import Generator
 
@@ -89,9 +131,10 @@ def bench(cfg) -> None:
     out = cfg.out or default_out(cfg)
     print(f"results: {out}", file=sys.stderr)
     settings = bench_settings(cfg)
-    resume_cache(Path(out), settings, "results")  # results made otherwise: refused before the model loads
     logger = instantiate(cfg.logger, "logger")
-    summary = run_benchmark(Generator.from_config(cfg), task, out, settings=settings, together=cfg.together)
+    with results_lock(Path(out)):  # held from before the model loads: a second run on `out` is refused
+        resume_cache(Path(out), settings, "results")  # results made otherwise: refused before the model loads
+        summary = run_benchmark(Generator.from_config(cfg), task, out, settings=settings, together=cfg.together)
     print(format_summary(summary))
     logger.log_run(Path(out).stem, settings, read_results(Path(out)), summary)
 
@@ -165,6 +208,9 @@ def job(cfg) -> None:
     commands = {"run": run, "bench": bench, "train-medusa": train_medusa, "train-prm": train_prm}
     commands.update({"leaderboard": leaderboard.grid, "leaderboard report": leaderboard.report})
     try:
+        from ponder.threads import set_threads
+
+        set_threads(cfg.get("threads"))
         # the command travels in the config too: a launcher's worker process (joblib, submitit)
         # imports this module afresh and sees only the config
         commands[cfg.get("command") or _command](cfg)
@@ -187,7 +233,7 @@ def main(argv: list[str] | None = None) -> None:
     _command = command
     import hydra
 
-    sys.argv = [f"ponder {command}"] + [quote_prompt(a) for a in argv]
+    sys.argv = [f"ponder {command}"] + take_prompt(argv)
     if command in ("run", "bench"):
         sys.argv.append(f"command={command}")
     name = {"train-medusa": "train_medusa", "train-prm": "train_prm"}.get(command, "config")

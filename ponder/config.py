@@ -26,8 +26,12 @@ def instantiate(node, group: str, **kwargs):
     from hydra.errors import InstantiationException
     from hydra.utils import instantiate as hydra_instantiate
 
+    from omegaconf.errors import OmegaConfBaseException
+
     try:
         return hydra_instantiate(node, _convert_="all", **kwargs)
+    except OmegaConfBaseException as e:
+        raise ConfigError(f"bad {group} config: {config_message(e, group)}") from None
     except InstantiationException as e:
         cause = e.__cause__
         while cause is not None and not isinstance(cause, PonderError) and cause.__cause__ is not None:
@@ -37,3 +41,25 @@ def instantiate(node, group: str, **kwargs):
         if isinstance(cause, (TypeError, ValueError)):
             raise ConfigError(f"bad {group} config: {cause}") from None
         raise
+
+
+def resolved(node, group: str) -> dict:
+    """A config group as plain values; a missing required value or a bad interpolation names the key."""
+    from omegaconf import OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
+
+    try:
+        return OmegaConf.to_container(node, resolve=True, throw_on_missing=True)
+    except OmegaConfBaseException as e:
+        raise ConfigError(f"bad {group} config: {config_message(e, group)}") from None
+
+
+def config_message(e, group: str) -> str:
+    """OmegaConf's message without its object dump, with the key spelled as on the command line."""
+    from omegaconf.errors import MissingMandatoryValue
+
+    key = str(getattr(e, "full_key", None) or "")
+    key = key if key.startswith(group + ".") or not key else f"{group}.{key}"
+    if isinstance(e, MissingMandatoryValue):
+        return f"{key} is required and has no value; set {key}=..."
+    return str(e).split("\n")[0] + (f" (key {key})" if key else "")

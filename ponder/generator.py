@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Iterator, Sequence
 
-from ponder.budget import Budget, Usage
-from ponder.errors import check_number
+from ponder.budget import Budget, Usage, budget_from
+from ponder.errors import ConfigError, PromptError, check_number
 from ponder.types import Result
 
 
@@ -23,28 +23,45 @@ class Generator:
         self.model, self.strategy = model, strategy
         self.verifier = verifier if verifier is not None else MathVerifier()
         self.verifier.bind(model)  # an LLM judge without a model of its own uses ours
+        if budget is not None and not isinstance(budget, dict):
+            raise ConfigError(f"Generator(budget=...) takes a dict of limits, got {type(budget).__name__}")
         self.budget_limits = {k: v for k, v in (budget or {}).items() if v is not None}
-        Budget(**self.budget_limits)  # bad limits fail now, not at the first prompt
+        budget_from(self.budget_limits)  # bad limits fail now, not at the first prompt
 
     @classmethod
     def from_config(cls, cfg) -> "Generator":
-        from ponder.config import instantiate
+        from ponder.config import instantiate, resolved
 
+        # everything that needs no model is checked first: a typo costs no model load
+        strategy = instantiate(cfg.strategy, "strategy")
+        limits = resolved(cfg.budget, "budget")
+        budget_from({k: v for k, v in limits.items() if v is not None})
         decoder = instantiate(cfg.decoder, "decoder")
         model = instantiate(cfg.model, "model", decoder=decoder)
-        return cls(
-            model, instantiate(cfg.strategy, "strategy"), instantiate(cfg.verifier, "verifier"), dict(cfg.budget)
-        )
+        return cls(model, strategy, instantiate(cfg.verifier, "verifier"), limits)
 
     @classmethod
     def from_overrides(cls, overrides: Sequence[str] = ()) -> "Generator":
         from ponder.config import compose
 
+        if isinstance(overrides, str):
+            raise ConfigError(
+                f"from_overrides takes a list of overrides, got the string {overrides!r}; write [{overrides!r}]"
+            )
         return cls.from_config(compose(overrides))
 
     def first_step(self, prompt: str) -> Usage:
-        """What the cheapest useful step costs: prefilling the prompt, one token, one verifier call."""
+        """What the cheapest useful step costs: prefilling the prompt, one token, one verifier call.
+        A prompt that is not text, or longer than the model's context, is refused (PromptError)."""
+        if not isinstance(prompt, str):
+            raise PromptError(f"a prompt must be a str, got {type(prompt).__name__} {prompt!r:.60}")
         n = len(self.model.encode(self.model.chat(prompt)))
+        context = self.model.shape.context
+        if context is not None and n >= context:
+            raise PromptError(
+                f"the prompt is {n} tokens with its chat template; {self.model.name} takes at most {context} "
+                f"(prompt and answer together): shorten the prompt"
+            )
         return Usage(
             generated_tokens=1,
             prompt_tokens=n,
@@ -71,6 +88,8 @@ class Generator:
         from ponder.together import run_together
 
         check_number("together", together, minimum=1, integer=True)
+        if isinstance(prompts, (str, bytes)):
+            raise ConfigError("run_many takes a list of prompts, got one string; use gen(prompt) for one")
         prompts = list(prompts)
         return run_together(
             self.model, self.verifier, self.strategy, prompts, lambda i: self.budget_for(prompts[i]), together

@@ -68,6 +68,7 @@ class Strategy(Protocol):
 class Verifier(Protocol):
     name: str
     scores_steps: bool  # True for a StepVerifier (a process reward model)
+    needs_model: bool  # False: CPU-side work, served outside the model batch (`ponder.together`)
 
     def bind(self, model: LanguageModel) -> None: ...  # a model-based verifier without a model uses this one
     def extract_answer(self, text: str) -> str | None: ...

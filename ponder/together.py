@@ -3,11 +3,16 @@ their model calls are served together, so one forward pass decodes the rows of m
 
 Strategies make a few small calls each (2 to 8 rows for a search step); a CPU or GPU does
 nearly the same work per pass for a few rows as for dozens. Every call a strategy makes goes
-through a `Hub`: when every running problem is waiting on a call, the hub serves all the
-pending `generate` calls in one `generate_many` (each still paying from its own problem's
-budget and drawing from its own seed) and the other calls (scores, verifiers, answer
-comparisons) one by one in the main thread, in the problems' order. Who waits on what does not
-depend on thread timing, so a run is reproducible; a problem spends and draws what it would
+through a `Hub`. CPU-side calls that need no model (answer comparisons, the scores of a
+verifier that declares `needs_model = False`) are served at once in the main thread, as they
+come: they never wait for, or hold up, a batch (they used to go through the batch queue, so a
+problem grouping its answers made one comparison per generate call of the others, and batches
+shrank to a few problems' rows). When every running problem is waiting on a model call, the hub
+serves all the pending `generate` calls in one `generate_many` (each still paying from its own
+problem's budget and drawing from its own seed) and the other model calls (scores, model-based
+verifiers) one by one, in the problems' order. Which calls share a batch does not depend on
+thread timing (each problem's side calls are done before it waits on its next model call), so a
+run is reproducible; a problem spends and draws what it would
 alone, up to float rounding in the batched passes. Its `seconds` are wall time while sharing
 the machine. If a merged `generate_many` raises, its calls are served again one by one, so only
 the problem whose request fails gets the error (the others pay for the lost attempt's work too).
@@ -53,7 +58,8 @@ class Hub:
     def __init__(self, model, verifier):
         self.model, self.verifier = model, verifier
         self.cond = threading.Condition()
-        self.pending: list[_Call] = []
+        self.pending: list[_Call] = []  # model calls, served together when every running problem waits on one
+        self.side: list[_Call] = []  # calls that need no model, served at once
         self.running: set[int] = set()  # problems whose threads have not finished
         self.finished: list[tuple[int, object]] = []  # (slot, Result or the exception it raised)
         self.stopping = False
@@ -62,7 +68,7 @@ class Hub:
         with self.cond:
             if self.stopping:
                 raise _Cancelled()
-            self.pending.append(call)
+            (self.side if self.is_side(call) else self.pending).append(call)
             self.cond.notify_all()
         call.done.wait()
         if call.error is not None:
@@ -90,15 +96,36 @@ class Hub:
             self.running.add(slot)
         threading.Thread(target=body, daemon=True, name=f"ponder-problem-{slot}").start()
 
+    def is_side(self, call: _Call) -> bool:
+        """A call that needs no model: answer comparisons, and the scores of a verifier that
+        declares `needs_model = False` (a verifier that does not say is taken to need one)."""
+        if call.target is not self.verifier:
+            return False
+        return call.method == "same_answer" or not self.verifier.needs_model
+
     def step(self) -> list[tuple[int, object]]:
-        """Wait until every running problem waits on a call or has finished; serve the calls;
-        return the problems that finished since the last step."""
-        with self.cond:
-            self.cond.wait_for(lambda: len(self.pending) == len(self.running))
-            calls, self.pending = sorted(self.pending, key=lambda c: c.slot), []
-            finished, self.finished = sorted(self.finished, key=lambda f: f[0]), []
+        """Serve side calls as they come until every running problem waits on a model call or
+        has finished; serve those calls; return the problems that finished since the last step."""
+        while True:
+            with self.cond:
+                self.cond.wait_for(lambda: self.side or len(self.pending) == len(self.running))
+                side, self.side = self.side, []
+                if not side:
+                    calls, self.pending = sorted(self.pending, key=lambda c: c.slot), []
+                    finished, self.finished = sorted(self.finished, key=lambda f: f[0]), []
+                    break
+            for c in side:  # in the main thread: math-verify's timeout is a signal
+                self.answer(c)
         self.serve(calls)
         return finished
+
+    @staticmethod
+    def answer(c: _Call) -> None:
+        try:
+            c.value = getattr(c.target, c.method)(*c.args)
+        except Exception as e:
+            c.error = e
+        c.done.set()
 
     def serve(self, calls: list[_Call]) -> None:
         generate = [c for c in calls if c.target is self.model and c.method == "generate"]
@@ -113,11 +140,7 @@ class Hub:
                     c.done.set()
                 calls = [c for c in calls if c not in generate]
         for c in calls:
-            try:
-                c.value = getattr(c.target, c.method)(*c.args)
-            except Exception as e:
-                c.error = e
-            c.done.set()
+            self.answer(c)
 
     def busy(self) -> bool:
         """Problems still running, or finished and not yet handed back by `step`. (A thread
@@ -129,7 +152,7 @@ class Hub:
         """Release every waiting problem thread (each ends with _Cancelled)."""
         with self.cond:
             self.stopping = True
-            calls, self.pending = self.pending, []
+            calls, self.pending, self.side = self.pending + self.side, [], []
         for c in calls:
             c.error = _Cancelled()
             c.done.set()
@@ -147,7 +170,11 @@ def run_together(
         while todo or hub.busy():
             while todo and len(hub.running) < together:
                 i = todo.pop()
-                budget = budget_for(i)
+                try:
+                    budget = budget_for(i)
+                except Exception as e:  # this prompt cannot start (wrong type, too long): the rest go on
+                    yield i, e
+                    continue
                 hub.start(i, lambda m, v, i=i, budget=budget: strategy.run(m, prompts[i], v, budget.start()))
             yield from hub.step()
     finally:

@@ -164,6 +164,7 @@ class TableVerifier:
 
     name = "table"
     scores_steps = False
+    needs_model = False
     same_answer = staticmethod(lambda a, b: a == b)
 
     def bind(self, model):

@@ -108,7 +108,7 @@ def test_settings_of_a_run_that_left_no_results_do_not_bind(tmp_path):
     out = tmp_path / "r.jsonl"
     assert resume_cache(out, {"strategy": "a"}, "results") == []  # stopped before its first result
     assert resume_cache(out, {"strategy": "b"}, "results") == []
-    assert (tmp_path / "r.settings.json").read_text().strip() == '{"strategy": "b"}'
+    assert (tmp_path / "r.jsonl.settings.json").read_text().strip() == '{"strategy": "b"}'
 
 
 def test_a_reply_that_mimics_a_sandbox_failure_does_not_stop_a_humaneval_run(tmp_path):

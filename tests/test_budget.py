@@ -1,6 +1,8 @@
+import re
+
 import pytest
 
-from ponder.budget import Budget, BudgetTooSmall, ModelShape, Usage
+from ponder.budget import Budget, BudgetTooSmall, ModelShape, Usage, budget_from
 
 
 def test_flop_model():
@@ -19,7 +21,7 @@ def test_affordable_rows_respects_every_limit():
     assert b.affordable_rows(4, 100) == 2
     b = Budget(max_forward_passes=0)
     assert b.affordable_rows(4, 0) == 0 and b.affordable_rows(4, 0, forward=False) == 4
-    b = Budget(max_seconds=0)
+    b = Budget(max_seconds=1e-9)
     assert b.affordable_rows(1, 0) == 0
 
 
@@ -36,6 +38,28 @@ def test_bad_limits_are_refused():
         Budget(max_generated_tokens=-1)
     with pytest.raises(BudgetTooSmall, match="'lots'"):
         Budget(max_flops="lots")
+
+
+@pytest.mark.parametrize(
+    "limits, phrase",
+    [
+        ({"max_seconds": 0}, "budget.max_seconds must be a number > 0 or null (unlimited), got 0"),
+        ({"max_flops": float("nan")}, "budget.max_flops must be a non-negative number or null (unlimited), got nan"),
+        ({"max_flops": float("inf")}, "got inf"),
+        (
+            {"max_generated_tokens": True},
+            "budget.max_generated_tokens must be a non-negative number or null (unlimited), got True",
+        ),
+    ],
+)
+def test_limits_that_would_run_nothing_or_read_as_one_are_refused(limits, phrase):
+    with pytest.raises(BudgetTooSmall, match=re.escape(phrase)):
+        Budget(**limits)
+
+
+def test_an_unknown_budget_key_names_the_valid_ones():
+    with pytest.raises(BudgetTooSmall, match="unknown budget key 'max_tokens'.*max_generated_tokens"):
+        budget_from({"max_tokens": 10})
 
 
 def test_verifier_calls_are_limited():

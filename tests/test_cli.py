@@ -117,3 +117,10 @@ def test_a_sweep_runs_through_a_hydra_launcher_in_worker_processes(tiny_folder, 
     files = sorted((tmp_path / "runs" / "bench").glob("*.jsonl"))
     assert [f.name.split("-")[1] for f in files] == ["greedy", "selfconsistency"]
     assert all(len(f.read_text().splitlines()) == 2 for f in files)
+
+
+def test_run_shows_the_tokens_generated_while_it_generates(tiny_folder):
+    r = ponder("run", f"model.path={tiny_folder}", "strategy.n=2", "strategy.max_new_tokens=4", "prompt=hi")
+    assert r.returncode == 0, r.stderr
+    shown = r.stderr.replace("\r", "\n")
+    assert "generating: 0 tokens" in shown  # redrawn as tokens come (at most every 0.1 s), erased at the end

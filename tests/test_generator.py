@@ -60,3 +60,26 @@ def test_llm_judge_defaults_to_the_generator_model(tiny_folder):
     assert isinstance(gen.verifier, LLMJudge) and gen.verifier.model is gen.model
     res = gen("Tom has 3 apples")
     assert all(0 <= c.scores["llm_judge"] <= 1 for c in res.candidates) and res.usage.verifier_calls == 2
+
+
+def test_python_api_mistakes_name_the_argument(tiny_folder):
+    from ponder.errors import PromptError
+
+    with pytest.raises(ConfigError, match=r"takes a list of overrides, got the string 'strategy=greedy'"):
+        Generator.from_overrides("strategy=greedy")
+    gen = Generator.from_overrides([f"model.path={tiny_folder}", "strategy=greedy", "strategy.max_new_tokens=2"])
+    with pytest.raises(BudgetTooSmall, match="unknown budget key 'max_tokens'.*max_generated_tokens"):
+        Generator(gen.model, gen.strategy, budget={"max_tokens": 10})
+    for bad, kind in ((123, "int"), (None, "NoneType"), (b"Tom has", "bytes")):
+        with pytest.raises(PromptError, match=f"a prompt must be a str, got {kind}"):
+            gen(bad)
+
+
+def test_one_bad_prompt_in_run_many_fails_only_itself(tiny_folder):
+    from ponder.errors import PromptError
+
+    gen = Generator.from_overrides([f"model.path={tiny_folder}", "strategy=greedy", "strategy.max_new_tokens=2"])
+    out = dict(gen.run_many(["Tom has", None, "apple " * 600, "Ann has"], together=2))
+    assert sorted(out) == [0, 1, 2, 3]
+    assert isinstance(out[1], PromptError) and isinstance(out[2], PromptError) and "takes at most" in str(out[2])
+    assert out[0].usage.generated_tokens >= 1 and out[3].usage.generated_tokens >= 1

@@ -11,7 +11,7 @@ from ponder.errors import ConfigError
 from ponder.generator import Generator
 from ponder.samplers import SelfConsistency
 from ponder.search import BeamSearch
-from ponder.types import SamplingParams
+from ponder.types import Completion, SamplingParams
 from ponder.verifiers import LLMJudge
 
 PROMPTS = ["Tom has 3 apples and buys", "What is 2 + 2?", "A train leaves at noon and", "Sam"]
@@ -159,3 +159,37 @@ def test_a_request_that_fails_a_merged_call_fails_only_its_own_problem():
     out = dict(gen.run_many(PROMPTS[:2] + ["a bad prompt"] + PROMPTS[2:], together=5))
     assert isinstance(out[2], ValueError)
     assert [out[i].text for i in (0, 1, 3, 4)] == [alone[i].text for i in range(4)]
+
+
+class PerPrompt(ScriptedModel):
+    """Prompt q<i>'s n samples give one answer when i is even, n distinct ones when odd (n - 1 or
+    n(n-1)/2 answer comparisons: problems finish comparing at different times); records the
+    requests per model call."""
+
+    def __init__(self):
+        super().__init__([])
+        self.batches = []
+
+    def generate(self, prompts, params, budget, _batched=False):
+        if not _batched:
+            self.batches.append(1)
+        budget.charge(generated_tokens=params.n * len(prompts))
+        kinds = [1 if int(p[1:]) % 2 == 0 else params.n for p in prompts]
+        return [
+            [Completion(f"The answer is {j % k + 1}", [1], [-1.0], "stop", 0.7) for j in range(params.n)] for k in kinds
+        ]
+
+    def generate_many(self, requests):
+        self.batches.append(len(requests))
+        return [self.generate(*r, _batched=True) for r in requests]
+
+
+def test_answer_comparisons_do_not_hold_up_the_batch():
+    """Problems compare their answers (math-verify) in the main thread as they ask, so the next
+    wave starts together: every generate call serves `together` problems. (Comparisons used to
+    queue with generation: a problem still comparing let a new problem's generate go alone.)"""
+    model = PerPrompt()
+    gen = Generator(model, SelfConsistency(n=6))
+    results = dict(gen.run_many([f"q{i}" for i in range(8)], together=4))
+    assert sorted(results) == list(range(8)) and all(r.answer == "1" for r in results.values())
+    assert model.batches == [4, 4]

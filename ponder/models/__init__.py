@@ -26,11 +26,13 @@ def load_model(
     ponder's own decoders) or "vllm" (vLLM's engine in this process; `vllm` holds its settings,
     `ponder.models.vllm.EngineSettings`). `dtype`, `device`, `max_batch_rows`,
     `prefix_cache_tokens` and `packed_weights` are the HF backend's."""
-    from ponder.errors import ConfigError
+    from ponder.errors import ConfigError, check_number
     from ponder.models.loading import load_pretrained
 
     if backend not in BACKENDS:
         raise ConfigError(f"model.backend must be one of {', '.join(BACKENDS)}; got {backend!r}")
+    check_number("model.max_batch_rows", max_batch_rows, minimum=1, integer=True)  # before the weights load
+    check_number("model.prefix_cache_tokens", prefix_cache_tokens, minimum=0, integer=True)
     if backend == "vllm":
         return load_vllm(path, decoder, system_prompt, vllm or {})
     from ponder.models.hf import HFModel

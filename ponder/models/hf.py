@@ -17,6 +17,7 @@ from ponder.decoding.owners import RowOwners
 from ponder.decoding.plain import DecodeBatch, PlainDecoder
 from ponder.decoding.sampling import make_generator
 from ponder.decoding.stops import StopRule
+from ponder.errors import check_number
 from ponder.models.kv_cache import preallocated_cache
 from ponder.models.prompts import ChatPrompts, eos_ids
 from ponder.models.prefix_cache import CachedPrefix, PrefixCache, cache_from
@@ -48,6 +49,7 @@ def model_shape(network) -> ModelShape:
         params=total - embed + (embed if tied else 0),
         layers=cfg.num_hidden_layers,
         d_attn=cfg.num_attention_heads * head_dim,
+        context=getattr(cfg, "max_position_embeddings", None),
     )
 
 
@@ -55,6 +57,7 @@ class HFModel(ChatPrompts):
     """A transformers causal LM behind ponder's LanguageModel contract."""
 
     capabilities = Capabilities("hf", ponder_decoders=True, local_network=True)
+    prefill_chunk = 512  # prompt tokens per prefill piece: the seconds limit is checked between pieces
 
     def __init__(
         self,
@@ -68,7 +71,8 @@ class HFModel(ChatPrompts):
     ):
         self.network, self.tokenizer, self.name = network, tokenizer, name
         self.decoder = decoder or PlainDecoder()
-        self.max_batch_rows = max_batch_rows
+        self.max_batch_rows = check_number("model.max_batch_rows", max_batch_rows, minimum=1, integer=True)
+        check_number("model.prefix_cache_tokens", prefix_cache_tokens, minimum=0, integer=True)
         self.prefix_cache = PrefixCache(prefix_cache_tokens)
         self.system_prompt = system_prompt
         self.shape = shape_from_config(network.config)
@@ -104,10 +108,21 @@ class HFModel(ChatPrompts):
         if not budget.can_prefill(new, flops):
             return None
         cache = cache_from(self.network.config, entry.kv if shared else [], shared)
-        x = torch.tensor([ids[shared:]], device=self.device)
-        pos = torch.arange(shared, len(ids), device=self.device)[None]
-        with torch.inference_mode():
-            out = self.network(input_ids=x, position_ids=pos, past_key_values=cache, use_cache=True, logits_to_keep=1)
+        # in chunks, so the seconds limit is checked inside a long prompt too; the pieces are one
+        # logical pass (charged as one forward pass, whatever the chunk size)
+        for start in range(shared, len(ids), self.prefill_chunk):
+            if start > shared and budget.remaining("seconds") <= 0:  # the pieces done were work: charged
+                done = start - shared
+                budget.charge(prompt_tokens=done, forward_passes=1, flops=self.shape.forward_flops(done, shared))
+                budget.exhausted = True
+                return None
+            end = min(start + self.prefill_chunk, len(ids))
+            x = torch.tensor([ids[start:end]], device=self.device)
+            pos = torch.arange(start, end, device=self.device)[None]
+            with torch.inference_mode():
+                out = self.network(
+                    input_ids=x, position_ids=pos, past_key_values=cache, use_cache=True, logits_to_keep=1
+                )
         budget.charge(prompt_tokens=new, cached_prompt_tokens=shared, forward_passes=1, flops=flops)
         kv = [(layer.keys, layer.values) for layer in out.past_key_values.layers]
         entry = CachedPrefix(tuple(ids), kv, out.logits[0, -1].float())

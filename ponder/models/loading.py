@@ -11,6 +11,7 @@ import hashlib
 import importlib.util
 import os
 import shutil
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -127,10 +128,23 @@ def converted_gguf(gguf: str) -> str:
     out = cache_dir() / "gguf" / file_sha256(gguf)[:24]
     if valid_checkpoint(out):
         return str(out)
+    from transformers.utils import logging as hf_logging
+
     folder, name = os.path.split(os.path.abspath(gguf))
+    size_mb = os.path.getsize(gguf) / 2**20
+    print(
+        f"ponder: converting {name} ({size_mb:.0f} MB) once to safetensors (SmolLM2's 94 MB took about 40 s "
+        f"here; larger files longer), cached in {out}",
+        file=sys.stderr,
+        flush=True,
+    )
     tmp = out.with_name(out.name + f".tmp{os.getpid()}")
-    tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=name)
-    model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=name, dtype=torch.float32)
+    hf_logging.enable_progress_bar()  # transformers' own bar over the tensors it dequantizes
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=name)
+        model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=name, dtype=torch.float32)
+    finally:
+        hf_logging.disable_progress_bar()
     # save_pretrained refuses models loaded from GGUF; the weights are plain tensors by now
     tmp.mkdir(parents=True, exist_ok=True)
     model.config.__dict__.pop("quantization_config", None)

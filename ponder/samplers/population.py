@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Sequence
 
 from ponder.budget import Budget
-from ponder.errors import check_number
+from ponder.errors import ConfigError, check_number, check_seed
 from ponder.types import Candidate, Result, SamplingParams
 
 
@@ -23,11 +23,15 @@ class Sampling:
     seed: int | None = 0
 
     def __post_init__(self):
-        self.schedule = [self.temperature] if isinstance(self.temperature, (int, float)) else list(self.temperature)
+        t = self.temperature
+        self.schedule = list(t) if isinstance(t, (list, tuple)) else [t]
+        if not self.schedule:
+            raise ConfigError("strategy.temperature must be a number or a non-empty list of numbers, got []")
         for t in self.schedule:
             check_number("strategy.temperature", t, minimum=0)
         check_number("strategy.top_p", self.top_p, minimum=1e-6, maximum=1)
         check_number("strategy.max_new_tokens", self.max_new_tokens, minimum=1, integer=True)
+        check_seed("strategy.seed", self.seed)
 
     def draw(self, model, prompt: str, verifier, budget: Budget, n: int, round_: int = 0) -> list[Candidate]:
         """n solutions of `prompt`; samples the budget cut off before their first token are dropped."""

@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ponder.budget import Budget
-from ponder.errors import ConfigError, check_number
+from ponder.errors import ConfigError, check_number, check_seed
 from ponder.types import SamplingParams
 from ponder.verifiers.prm import aggregate_scores
 
@@ -48,6 +48,9 @@ class Stepper:
             raise ConfigError("strategy.delimiter must be a non-empty string (the text between steps)")
         check_number("strategy.max_step_tokens", self.max_step_tokens, minimum=1, integer=True)
         check_number("strategy.max_steps", self.max_steps, minimum=1, integer=True)
+        check_number("strategy.temperature", self.temperature, minimum=0)
+        check_number("strategy.top_p", self.top_p, minimum=1e-6, maximum=1)
+        check_seed("strategy.seed", self.seed)
         self.round = 0
 
     def text(self, node: Node) -> str:

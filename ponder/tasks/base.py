@@ -19,9 +19,12 @@ class Problem:
     meta: dict = field(default_factory=dict)
 
 
-def read_jsonl(path: str | os.PathLike, fields: tuple[str, ...]) -> list[dict]:
-    """Rows of a JSONL file; every row must have `fields`. Errors name the file and line."""
+def read_jsonl(path: str | os.PathLike, fields: tuple[str, ...], text: tuple[str, ...] = ()) -> list[dict]:
+    """Rows of a JSONL file; every row must have `fields`, none of them null, and `text` fields
+    must be strings. Errors name the file and line."""
     path = Path(path).expanduser()
+    if path.is_dir():
+        raise DatasetError(f"task.path '{path}' is a folder; give the JSONL file itself, e.g. {path}/test.jsonl")
     if not path.is_file():
         raise DatasetError(f"dataset file '{path}' does not exist; check task.path")
     rows = []
@@ -43,6 +46,12 @@ def read_jsonl(path: str | os.PathLike, fields: tuple[str, ...]) -> list[dict]:
                     f"{path}:{n} has no field {missing[0]!r} (fields there: {sorted(row)}); "
                     f"name the right field in the task config"
                 )
+            for k in fields:
+                if row[k] is None or (k in text and not isinstance(row[k], str)):
+                    what = "text" if k in text else "a value"
+                    raise DatasetError(
+                        f"{path}:{n} field {k!r} must be {what}, got {json.dumps(row[k])[:80]}; fix or remove the row"
+                    )
             rows.append(row)
     if not rows:
         raise DatasetError(f"dataset file '{path}' holds no rows")
@@ -80,6 +89,11 @@ class Task:
     def problems(self) -> list[Problem]:
         if self._problems is None:
             every = self.load()
+            if self.offset >= len(every):
+                raise DatasetError(
+                    f"task.offset={self.offset} is past the end of {self.name}, which has {len(every)} problems; "
+                    f"use an offset below {len(every)}"
+                )
             end = None if self.limit is None else self.offset + self.limit
             self._problems = every[self.offset : end]
         return self._problems

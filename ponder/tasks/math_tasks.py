@@ -11,11 +11,19 @@ INSTRUCTION = "{question}\n\nSolve the problem step by step. End with: The answe
 LATEX_INSTRUCTION = "{question}\n\nSolve the problem step by step. Put the final answer in \\boxed{{}}."
 
 
+def data_roots() -> list[Path]:
+    """Where local data is looked for, in order: $PONDER_DATA; ../shared/data beside the current
+    folder (these machines' shared data folder, next to each checkout); the same beside the
+    checkout ponder is imported from; ~/.cache/ponder-data. The hub comes after all of them."""
+    roots = [Path(os.environ["PONDER_DATA"])] if os.environ.get("PONDER_DATA") else []
+    checkout = Path(__file__).resolve().parents[2]
+    roots += [Path.cwd().parent / "shared" / "data", checkout.parent / "shared" / "data"]
+    return roots + [Path.home() / ".cache" / "ponder-data"]
+
+
 def local_data(*parts: str) -> Path | None:
-    """A file under $PONDER_DATA (e.g. ../shared/data here), if present."""
-    root = os.environ.get("PONDER_DATA")
-    path = Path(root, *parts) if root else None
-    return path if path and path.is_file() else None
+    """The first `<root>/<parts>` file of `data_roots()`, if any."""
+    return next((p for root in data_roots() if (p := Path(root, *parts)).is_file()), None)
 
 
 class GSM8K(Task):
@@ -31,9 +39,14 @@ class GSM8K(Task):
     def load(self) -> list[Problem]:
         path = self.path or local_data("gsm8k", f"{self.split}.jsonl")
         rows = (
-            read_jsonl(path, ("question", "answer"))
+            read_jsonl(path, ("question", "answer"), text=("question", "answer"))
             if path
-            else hub_rows("openai/gsm8k", "main", self.split, "pass task.path=<gsm8k jsonl> or set PONDER_DATA")
+            else hub_rows(
+                "openai/gsm8k",
+                "main",
+                self.split,
+                "pass task.path=<gsm8k jsonl> or set PONDER_DATA (see docs/usage.md)",
+            )
         )
         return [
             Problem(
@@ -58,9 +71,14 @@ class MATH500(Task):
     def load(self) -> list[Problem]:
         path = self.path or local_data("math500", "test.jsonl")
         rows = (
-            read_jsonl(path, ("problem", "answer"))
+            read_jsonl(path, ("problem", "answer"), text=("problem",))
             if path
-            else hub_rows("HuggingFaceH4/MATH-500", None, "test", "pass task.path=<MATH-500 jsonl> or set PONDER_DATA")
+            else hub_rows(
+                "HuggingFaceH4/MATH-500",
+                None,
+                "test",
+                "pass task.path=<MATH-500 jsonl> or set PONDER_DATA (see docs/usage.md)",
+            )
         )
         return [
             Problem(r.get("unique_id", f"math500-{i}"), self.template.format(question=r["problem"]), r["answer"])
@@ -95,7 +113,7 @@ class JSONLTask(Task):
         self.template, self.checker = template, checker
 
     def load(self) -> list[Problem]:
-        rows = read_jsonl(self.path, (self.q, self.a) + ((self.id_field,) if self.id_field else ()))
+        rows = read_jsonl(self.path, (self.q, self.a) + ((self.id_field,) if self.id_field else ()), text=(self.q,))
         return [
             Problem(
                 str(r[self.id_field]) if self.id_field else f"{Path(self.path).stem}-{i}",

@@ -75,6 +75,7 @@ class CodeVerifier:
 
     name = "code"
     scores_steps = False
+    needs_model = False  # CPU-side: problems run together serve its calls outside the model batch
     same_answer = staticmethod(lambda a, b: a == b)  # programs are the same answer only when identical
 
     def bind(self, model) -> None:

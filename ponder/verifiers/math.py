@@ -75,6 +75,7 @@ class MathVerifier:
 
     name = "math"
     scores_steps = False
+    needs_model = False  # CPU-side: problems run together serve its calls outside the model batch
     same_answer = staticmethod(answers_equal)
 
     def bind(self, model) -> None:

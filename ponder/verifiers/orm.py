@@ -43,6 +43,7 @@ class RewardModel:
         self.shape, self.device, self.max_length = model_shape(self.network), dev, max_length
 
     scores_steps = False
+    needs_model = True
     same_answer = staticmethod(answers_equal)
 
     def bind(self, model) -> None:

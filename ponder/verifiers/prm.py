@@ -65,6 +65,7 @@ class StepScoring:
     candidates (so a PRM also serves best-of-N)."""
 
     scores_steps = True
+    needs_model = True  # a PRM's network, or the LLM judge's model
     same_answer = staticmethod(answers_equal)
 
     def bind(self, model) -> None:

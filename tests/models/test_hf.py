@@ -184,3 +184,26 @@ def test_kept_completions_hold_the_kv_a_prefill_computes_and_serve_the_next_step
     model.prefix_cache.clear()
     model.generate(prompts, greedy, Budget())
     assert sorted(len(e) for e in model.prefix_cache._entries.values()) == sorted(len(model.encode(p)) for p in prompts)
+
+
+def test_a_chunked_prefill_changes_nothing_and_stops_at_the_seconds_limit():
+    import time
+
+    prompt = "Tom has 3 apples and buys 5 more. " * 8
+    whole, chunked = tiny_model(), tiny_model()
+    whole.eos_ids = chunked.eos_ids = set()
+    chunked.prefill_chunk = 7
+    params = SamplingParams(temperature=0.0, max_new_tokens=6)
+    budget = Budget()
+    expected = whole.generate([prompt], params, Budget())[0][0].token_ids
+    assert chunked.generate([prompt], params, budget)[0][0].token_ids == expected
+    assert budget.usage.prompt_tokens == len(chunked.encode(prompt)) and budget.usage.forward_passes == 1 + 5
+    # one token a piece: a long prompt takes far longer than the 20 ms the budget allows
+    slow = tiny_model()
+    slow.prefill_chunk = 1
+    budget = Budget(max_seconds=0.02)
+    t0 = time.perf_counter()
+    out = slow.generate(["apple " * 400], params, budget)[0]
+    assert time.perf_counter() - t0 < 0.5 and budget.exhausted
+    assert all(c.finish_reason == "budget" and not c.token_ids for c in out)
+    assert 0 < budget.usage.prompt_tokens < len(slow.encode("apple " * 400))  # the pieces done are charged

@@ -24,6 +24,16 @@ def test_resolve_kinds_and_errors(tmp_path, monkeypatch):
         pick_dtype("fp8", torch.device("cpu"))
 
 
+def test_a_first_gguf_load_says_what_it_does_and_where_it_caches(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("PONDER_CACHE", str(tmp_path / "cache"))
+    gguf = tmp_path / "w.gguf"
+    gguf.write_bytes(b"not really a gguf file")  # the conversion then fails: the message came first
+    with pytest.raises(Exception):
+        converted_gguf(str(gguf))
+    err = capsys.readouterr().err
+    assert "converting w.gguf (0 MB) once to safetensors" in err and str(tmp_path / "cache" / "gguf") in err
+
+
 @pytest.mark.real_model
 def test_gguf_is_converted_once_into_a_cache_keyed_by_its_hash(smollm2):
     kind, gguf = resolve("smollm2-135m")

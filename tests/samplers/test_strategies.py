@@ -28,6 +28,17 @@ def test_self_consistency_breaks_ties_by_mean_logprob():
     assert res.answer == "9" and res.text == B
 
 
+def test_the_text_shown_is_a_clean_finished_solution_of_the_winning_answer():
+    from ponder.samplers.self_consistency import repetitive
+
+    loop = "Tom has 3 + 5 = 8 apples. " * 5 + "The answer is 8."
+    clean = "Tom has 3 apples and buys 5 more, so 3 + 5 = 8. The answer is 8."
+    assert repetitive(loop) and not repetitive(clean)
+    model = ScriptedModel([loop, B, clean], logprobs=[-0.1, -0.2, -0.9])  # the loop is the most confident
+    res = SelfConsistency(n=3).run(model, "q", MathVerifier(), Budget())
+    assert res.answer == "8" and res.text == clean
+
+
 def test_best_of_n_returns_the_highest_scored():
     model = ScriptedModel([A, B, C])
     res = BestOfN(n=3).run(model, "q", TableVerifier({A: 0.1, B: 0.9, C: 0.5}), Budget())

@@ -59,6 +59,7 @@ class StepModel:
 class TablePRM(MathVerifier):
     name = "prm"
     scores_steps = True
+    needs_model = True
 
     def __init__(self):
         self.calls = 0

@@ -55,3 +55,15 @@ def test_humaneval_loads_and_grades_in_the_sandbox():
         + "\n    return any(abs(a - b) < threshold for i, a in enumerate(numbers) for b in numbers[i + 1:])\n"
     )
     assert task.check("```python\n" + good + "```", p)
+
+
+def test_gsm8k_is_found_in_the_shared_data_folder_without_ponder_data(tmp_path, monkeypatch):
+    shared = tmp_path / "shared" / "data" / "gsm8k"
+    shared.mkdir(parents=True)
+    write(shared / "test.jsonl", [{"question": "What is 1+1?", "answer": "#### 2"}])
+    (tmp_path / "project").mkdir()
+    monkeypatch.delenv("PONDER_DATA", raising=False)
+    monkeypatch.chdir(tmp_path / "project")  # a checkout beside ../shared, as on these machines
+    assert GSM8K().problems()[0].reference == "2"
+    monkeypatch.setenv("PONDER_DATA", str(tmp_path / "elsewhere"))  # an explicit folder without the file: next one
+    assert GSM8K().problems()[0].question.startswith("What is 1+1?")
