@@ -50,12 +50,19 @@ def read_problems(path: Path) -> dict:
     return {r["id"]: r for r in read_results(path)}
 
 
+def results_of(meta: Path) -> Path:
+    """The results file a settings file belongs to: `x.jsonl.settings.json` (each file its own, as
+    `ponder.results` writes them) or `x.settings.json` (as runs before it did)."""
+    stem = meta.name.removesuffix(".settings.json")
+    return meta.with_name(stem if stem.endswith(".jsonl") else stem + ".jsonl")
+
+
 def leaderboard_cells(folder: Path) -> list[ReadCell]:
     cells = []
     for meta in sorted((folder / "cells").glob("*.settings.json")):
         settings = json.loads(meta.read_text())
         board, ident = settings["leaderboard"], settings["identity"]
-        rows = read_results(meta.with_name(meta.name.replace(".settings.json", ".jsonl")))
+        rows = read_results(results_of(meta))
         if rows:
             cells.append(ReadCell(board["strategy"], board["budget"], ident["seed"], rows, settings, ident, meta))
     return cells
@@ -79,9 +86,9 @@ def search_cells(folder: Path) -> list[ReadCell]:
     torch = machine_torch(folder)
     cells = []
     for meta in sorted(folder.glob("*.settings.json")):
-        stem = meta.name.removesuffix(".settings.json")
+        stem = results_of(meta).name.removesuffix(".jsonl")
         found = re.fullmatch(r".*?-(" + "|".join(names) + r")-b(\d+)", stem)
-        rows = read_results(folder / f"{stem}.jsonl")
+        rows = read_results(results_of(meta))
         if not found or not rows:
             continue
         settings = json.loads(meta.read_text())

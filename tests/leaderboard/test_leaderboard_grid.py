@@ -69,7 +69,7 @@ def test_grid_sizes_resumes_repeats_and_refuses(tiny_folder, data, tmp_path):
         "self_consistency-b60-s0.jsonl",
         "self_consistency-b60-s1.jsonl",
     ]
-    made = json.loads((tmp_path / "a" / "cells" / "self_consistency-b60-s1.settings.json").read_text())
+    made = json.loads((tmp_path / "a" / "cells" / "self_consistency-b60-s1.jsonl.settings.json").read_text())
     assert made["config"]["strategy"]["n"] == 4 and made["config"]["strategy"]["seed"] == 1  # 60 // 15 samples
     assert made["config"]["budget"]["max_generated_tokens"] == 60
     assert made["identity"]["backend"] == "hf" and made["identity"]["torch"] and made["identity"]["dtype"] == "fp32"
@@ -166,7 +166,7 @@ def test_the_same_grid_twice_on_vllm_gives_the_same_numbers(engine_folder, data,
     first = numbers(tmp_path / "a")
     assert len(first) == 2 and all(len(rows) == 4 for rows in first.values())
     assert first == numbers(tmp_path / "b")
-    made = json.loads((tmp_path / "a" / "cells" / "self_consistency-b40-s0.settings.json").read_text())
+    made = json.loads((tmp_path / "a" / "cells" / "self_consistency-b40-s0.jsonl.settings.json").read_text())
     assert made["identity"]["backend"] == "vllm" and made["identity"]["dtype"] == "fp32"
     assert made["identity"]["vllm"]
 
