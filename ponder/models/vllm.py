@@ -322,8 +322,8 @@ class VLLMModel(ChatPrompts):
         """Price the next token of every decoding row; abort those their budget refuses.
         Returns the rows paid for, with their FLOPs."""
         by_request: dict[int, list[str]] = {}
-        for rid in sorted(live, key=lambda r: (rows[r].q, rows[r].i, rows[r].s)):
-            if rows[rid].tokens:  # rows still waiting for their prefill were paid for when added
+        for rid in rows:  # added in (request, prompt, sample) order: the order a budget pays in
+            if rid in live and rows[rid].tokens:  # rows still waiting for their prefill were paid for when added
                 by_request.setdefault(rows[rid].q, []).append(rid)
         paid, refused = {}, []
         for q, rids in by_request.items():

@@ -50,12 +50,20 @@ def forced_logprobs(reference, ids: list[int], new: list[int]) -> list[float]:
 
 
 def test_n_samples_per_prompt_in_order_with_their_tokens_and_logprobs(model):
-    out = model.generate(PROMPTS, SamplingParams(n=3, max_new_tokens=6, seed=0), Budget())
-    assert len(out) == 2 and all(len(row) == 3 for row in out)
-    for row in out:
+    params = SamplingParams(n=3, max_new_tokens=6, temperature=0.0, seed=0)
+    out = model.generate(PROMPTS, params, Budget())
+    alone = [model.generate([p], SamplingParams(max_new_tokens=6, temperature=0.0), Budget())[0][0] for p in PROMPTS]
+    assert [len(row) for row in out] == [3, 3]
+    for k, (row, single) in enumerate(
+        zip(out, alone)
+    ):  # row i holds prompt i's samples: greedy, so each equals it alone
+        assert [c.token_ids for c in row] == [single.token_ids] * 3 and single.token_ids != alone[
+            1 - out.index(row)
+        ].token_ids
         for c in row:
-            assert 1 <= len(c.token_ids) <= 6 and len(c.logprobs) == len(c.token_ids)
-            assert c.finish_reason in ("stop", "length") and c.temperature == 0.7
+            assert len(c.logprobs) == len(c.token_ids) and c.temperature == 0.0
+            eos = c.token_ids[-1] == model.tokenizer.eos_token_id
+            assert (c.finish_reason, len(c.token_ids) == 6 or eos) == ("stop" if eos else "length", True)
 
 
 def test_logprobs_are_under_the_unmodified_distribution(model, reference):
