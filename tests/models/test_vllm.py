@@ -18,7 +18,8 @@ from ponder.errors import PonderError
 from ponder.models import load_model
 from ponder.models.loading import valid_checkpoint
 
-ENGINE = ["model.backend=vllm", "model.vllm.dtype=fp32", "model.vllm.max_model_len=1024", "model.vllm.kv_cache_gb=0.25"]
+VLLM = {"dtype": "fp32", "max_model_len": 1024, "kv_cache_gb": 0.25}
+ENGINE = ["model.backend=vllm", *(f"model.vllm.{k}={v}" for k, v in VLLM.items())]
 
 
 def test_a_strategy_runs_on_vllm_from_the_config_under_its_budget(engine_folder):
@@ -80,9 +81,37 @@ def test_problems_run_together_give_what_each_gives_alone(engine_folder):
         assert together[i].usage.generated_tokens == res.usage.generated_tokens
 
 
+REPEATS = "one two three four five six seven eight " * 6  # n-gram lookups find what follows
+
+
+def test_ngram_decoding_on_vllm_is_plain_greedy_in_fewer_passes_and_stops_at_the_token_limit(engine_folder):
+    """decoder=ngram maps onto vLLM's own n-gram speculation: drafts are verified (several tokens
+    a pass), greedy output is plain greedy token for token, and a token limit that falls inside an
+    accepted draft is met exactly (the drafts a budget cannot pay for are trimmed before the step)."""
+    spec = Generator.from_overrides([f"model.path={engine_folder}", *ENGINE, "decoder=ngram", "decoder.num_tokens=4"])
+    plain = load_model(engine_folder, backend="vllm", vllm=VLLM)
+    assert spec.model.speculation is not None and spec.model.engine is not plain.engine
+    params = SamplingParams(n=2, max_new_tokens=40, temperature=0.0)
+    prompts = [REPEATS, "Tom has 3 apples and buys"]
+    fast, budget = spec.model.generate(prompts, params, Budget()), Budget()
+    slow = plain.generate(prompts, params, budget)
+    assert [[c.token_ids for c in r] for r in fast] == [[c.token_ids for c in r] for r in slow]
+    flat = lambda out: [x for r in out for c in r for x in c.logprobs]  # noqa: E731
+    assert flat(fast) == pytest.approx(flat(slow), abs=2e-3)
+    used = Budget()
+    spec.model.generate(prompts, params, used)
+    assert used.usage.draft_tokens > 0 and used.usage.forward_passes < budget.usage.forward_passes
+    assert used.usage.generated_tokens == budget.usage.generated_tokens
+    for limit in range(5, 30, 3):
+        cut = Budget(max_generated_tokens=limit)
+        out = spec.model.generate([REPEATS], SamplingParams(max_new_tokens=40, temperature=0.0), cut)[0][0]
+        assert len(out.token_ids) == limit == cut.usage.generated_tokens and out.finish_reason == "budget"
+        assert out.token_ids == slow[0][0].token_ids[:limit]
+
+
 def test_ponder_decoders_ask_for_the_hf_backend(engine_folder):
-    with pytest.raises(PonderError, match="model.backend=hf"):
-        Generator.from_overrides([f"model.path={engine_folder}", *ENGINE, "decoder=ngram"])
+    with pytest.raises(PonderError, match="decoder=plain or decoder=ngram"):
+        Generator.from_overrides([f"model.path={engine_folder}", *ENGINE, "decoder=early_exit"])
     with pytest.raises(PonderError, match="model.backend must be one of hf, vllm"):
         Generator.from_overrides([f"model.path={engine_folder}", "model.backend=tgi"])
     with pytest.raises(PonderError, match="model.vllm.max_model_len"):
@@ -90,9 +119,7 @@ def test_ponder_decoders_ask_for_the_hf_backend(engine_folder):
 
 
 def test_a_prompt_longer_than_the_context_is_refused_before_any_work(engine_folder):
-    model = load_model(
-        engine_folder, backend="vllm", vllm={"dtype": "fp32", "max_model_len": 1024, "kv_cache_gb": 0.25}
-    )
+    model = load_model(engine_folder, backend="vllm", vllm=VLLM)
     budget = Budget()
     with pytest.raises(PonderError, match="max_model_len=1024"):
         model.generate(["Tom " * 1100], SamplingParams(), budget)
@@ -111,7 +138,7 @@ def test_a_converted_folder_without_the_tied_embedding_is_not_valid(tmp_path):
 def test_smollm2_gives_the_same_tokens_and_logprobs_on_vllm_as_on_hf():
     """The converted checkpoint is valid for both engines (SmolLM2 ties its embeddings)."""
     hf = load_model("smollm2-135m", dtype="fp32")
-    vl = load_model("smollm2-135m", backend="vllm", vllm={"dtype": "fp32", "max_model_len": 1024, "kv_cache_gb": 0.25})
+    vl = load_model("smollm2-135m", backend="vllm", vllm=VLLM)
     prompt = hf.chat("What is 2 + 3? Answer briefly.")
     params = SamplingParams(temperature=0.0, max_new_tokens=24)
     a, b = hf.generate([prompt], params, Budget())[0][0], vl.generate([prompt], params, Budget())[0][0]
