@@ -41,7 +41,7 @@ def main():
     engine = {"block_size": args.block_size} if args.block_size else {}
     models = {b: load_model(args.model, backend=b, **({"vllm": engine} if b == "vllm" else {})) for b in args.backends}
     tag = f"-block{args.block_size}" if args.block_size else ""
-    task, folder = GSM8K(limit=args.limit), results_dir(__file__) / f"{args.model}-b{args.budget}{tag}"
+    task, folder = GSM8K(limit=args.limit), results_dir(__file__) / f"{args.model}-b{args.budget}-n{args.limit}{tag}"
     rows = []
     for name in args.strategies:
         for backend, model in models.items():

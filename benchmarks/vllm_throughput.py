@@ -16,6 +16,7 @@ and what each run spends outside it (ponder: pricing rows, building completions;
 from __future__ import annotations
 
 import argparse
+import os
 import time
 
 from common import gsm8k_8shot, save
@@ -77,6 +78,7 @@ def main():
     ap.add_argument("--repeats", type=int, default=2, help="raw and ponder vLLM runs per n, alternated")
     ap.add_argument("--hf-max-n", type=int, default=16, help="skip the HF backend above this n (slow)")
     ap.add_argument("--dtype", default="auto", help="the vLLM engine's dtype (HF runs its own default, fp32 on CPU)")
+    ap.add_argument("--label", default="", help="appended to the results name (e.g. the thread binding tried)")
     args = ap.parse_args()
     backend.import_vllm()
     from vllm import LLM
@@ -84,9 +86,10 @@ def main():
     folder = checkpoint_folder(args.model)
     settings = backend.EngineSettings(dtype=args.dtype, max_model_len=4096, kv_cache_gb=2)
     llm = LLM(**settings.engine_args(folder, folder))
-    backend._ENGINES[(folder, settings)] = llm.llm_engine  # ponder's backend drives this same engine
+    backend._ENGINES[(folder, settings, None, "generate")] = llm.llm_engine  # ponder's backend drives this same engine
     clock = StepClock(llm.llm_engine)
     vl = load_model(args.model, backend="vllm", vllm=vars(settings))
+    assert vl.engine is llm.llm_engine, "ponder's backend must drive the raw run's engine"
     hf = load_model(args.model)
     vl.eos_ids, hf.eos_ids = set(), set()  # EOS off: every sample is exactly --tokens long
     prompt = gsm8k_8shot()
@@ -122,7 +125,7 @@ def main():
         )
     path = save(
         __file__,
-        f"vllm_throughput-{args.model}-{args.dtype}",
+        f"vllm_throughput-{args.model}-{args.dtype}{'-' + args.label if args.label else ''}",
         {
             "model": args.model,
             "vllm_dtype": settings.dtype,
@@ -130,6 +133,7 @@ def main():
             "prompt_tokens": len(ids),
             "new_tokens": args.tokens,
             "repeats": args.repeats,
+            "threads_bind": os.environ.get("VLLM_CPU_OMP_THREADS_BIND", "auto"),
             "rows": rows,
         },
     )
