@@ -25,15 +25,27 @@ def set_threads(threads=None, source: str = "threads") -> None:
         threads, source = os.environ["PONDER_THREADS"], "PONDER_THREADS"
     if threads is None:
         return
+    import torch
+
+    torch.set_num_threads(thread_count(threads, source))
+
+
+def thread_count(threads, source: str) -> int:
+    """`threads` as a whole number >= 1, else a ConfigError naming `source`."""
     try:
         n = int(threads)
     except (TypeError, ValueError):
         n = 0
     if isinstance(threads, bool) or n < 1 or str(n) != str(threads).strip():
         raise ConfigError(f"{source} must be a whole number of threads >= 1, got {threads!r}")
-    import torch
+    return n
 
-    torch.set_num_threads(n)
+
+def check_env() -> None:
+    """A malformed $PONDER_THREADS as a ConfigError (`import ponder` ignores it, so that the
+    error reaches the user from the first call, as a message, not as an import traceback)."""
+    if os.environ.get("PONDER_THREADS"):
+        thread_count(os.environ["PONDER_THREADS"], "PONDER_THREADS")
 
 
 set_wait_policy()  # on import: ponder/__init__.py imports this module before anything imports torch

@@ -28,7 +28,9 @@ def load_model(
     `prefix_cache_tokens` and `packed_weights` are the HF backend's."""
     from ponder.errors import ConfigError, check_number
     from ponder.models.loading import load_pretrained
+    from ponder.threads import check_env
 
+    check_env()  # a malformed $PONDER_THREADS, before any weights load
     if backend not in BACKENDS:
         raise ConfigError(f"model.backend must be one of {', '.join(BACKENDS)}; got {backend!r}")
     check_number("model.max_batch_rows", max_batch_rows, minimum=1, integer=True)  # before the weights load
