@@ -14,6 +14,7 @@ from tqdm import tqdm
 
 from ponder.errors import PonderError, PromptError
 from ponder.results import read_results, resume_cache, results_lock, write_error
+from ponder.samplers.self_consistency import repetitive
 
 __all__ = ["read_results", "resume_cache", "run_benchmark", "summarize", "format_summary", "wilson"]
 
@@ -42,9 +43,14 @@ def grade(task, problem, result) -> dict:
         "correct": bool(correct),
         "pass_at_k": any(verdicts.values()) or bool(correct),
         "n_candidates": len(result.candidates),
-        # each candidate without its text, and its verdict: other choosers can be compared on them later
+        # each candidate without its text, with its verdict and whether the text repeats itself: other
+        # choosers (of the answer, or of the text shown) can be compared on them later
         "candidates": [
-            {**{k: v for k, v in c.to_dict().items() if k != "text"}, "correct": bool(verdicts[c.text])}
+            {
+                **{k: v for k, v in c.to_dict().items() if k != "text"},
+                "correct": bool(verdicts[c.text]),
+                "repetitive": repetitive(c.text),
+            }
             for c in result.candidates
         ],
     }

@@ -23,7 +23,9 @@ def test_wilson_interval():
 
 def test_bench_writes_a_line_per_problem_and_summarizes(tmp_path):
     # problem i is answered i by 2 of 3 samples, and i+1 by one: pass@3 and accuracy both 1
+    loop = "So 1 + 1 = 2 here. " * 3  # a sentence three times over: a degenerate text, so flagged
     texts = [t for i in range(4) for t in (f"The answer is {i}", f"The answer is {i + 1}", f"The answer is {i}")]
+    texts[4] = loop + texts[4]
     gen = Generator(ScriptedModel(texts), SelfConsistency(n=3))
     out = tmp_path / "r.jsonl"
     s = run_benchmark(gen, make_task(tmp_path), out, progress=False)
@@ -31,6 +33,7 @@ def test_bench_writes_a_line_per_problem_and_summarizes(tmp_path):
     assert [r["id"] for r in rows] == ["t-0", "t-1", "t-2", "t-3"]
     assert all(r["correct"] and r["pass_at_k"] and r["n_candidates"] == 3 for r in rows)
     assert [(c["answer"], c["correct"]) for c in rows[1]["candidates"]] == [("1", True), ("2", False), ("1", True)]
+    assert [c["repetitive"] for r in rows for c in r["candidates"]] == [k == 4 for k in range(12)]
     assert s["accuracy"] == 1.0 and s["problems"] == 4 and s["mean_generated_tokens"] == 3
     assert json.loads((tmp_path / "r.jsonl.summary.json").read_text())["accuracy"] == 1.0
 
