@@ -25,9 +25,12 @@ to `max_model_len` tokens.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import importlib.util
 import itertools
 import os
+import sys
+import tempfile
 import warnings
 from dataclasses import dataclass, field
 from typing import Sequence
@@ -113,6 +116,7 @@ class EngineSettings:
             gpu_memory_utilization=self.gpu_memory_utilization,
             enforce_eager=self.enforce_eager,
             disable_log_stats=True,
+            use_tqdm_on_load=False,  # a progress bar for one shard, on every run
         )
 
 
@@ -169,8 +173,8 @@ def shared_engine(
             args["speculative_config"] = speculation.config()
             guard_kernel_scan()
         try:
-            with warnings.catch_warnings():  # deprecation notices from vLLM's own kernel registry
-                warnings.simplefilter("ignore", FutureWarning)
+            with warnings.catch_warnings(), quiet_stderr(NOISE):  # vLLM's kernel registry's deprecation
+                warnings.simplefilter("ignore", FutureWarning)  # notices; torch's NUMA note from C++
                 engine = LLMEngine.from_engine_args(EngineArgs(**args))
         except (ValueError, RuntimeError) as e:
             raise PonderError(f"vLLM could not start an engine for '{model}': {e}") from None
@@ -182,6 +186,32 @@ def shared_engine(
             )
         _ENGINES[key] = engine
     return _ENGINES[key]
+
+
+NOISE = ("NUMA binding: Using MEMBIND policy",)  # printed by the CPU worker's C++ on every start
+
+
+@contextlib.contextmanager
+def quiet_stderr(drop: tuple[str, ...]):
+    """Run the body with file descriptor 2 captured (C++ writes there directly), then pass on every
+    line that contains none of `drop`."""
+    sys.stderr.flush()
+    saved, captured = os.dup(2), tempfile.TemporaryFile()
+    os.dup2(captured.fileno(), 2)
+    try:
+        yield
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved, 2)
+        os.close(saved)
+        captured.seek(0)
+        kept = [
+            line
+            for line in captured.read().decode(errors="replace").splitlines(True)
+            if not any(d in line for d in drop)
+        ]
+        captured.close()
+        sys.stderr.write("".join(kept))
 
 
 def guard_kernel_scan() -> None:
