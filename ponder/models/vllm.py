@@ -29,6 +29,7 @@ import atexit
 import contextlib
 import importlib.util
 import itertools
+import logging
 import os
 import sys
 import tempfile
@@ -53,6 +54,9 @@ def import_vllm():
     workers, so scripts need no main guard and nothing is orphaned), warnings only."""
     os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
     os.environ.setdefault("VLLM_LOGGING_LEVEL", "ERROR")  # its INFO and tuning advice, on every run, are noise
+    # Some of its modules log while vLLM is still being imported, before its logging is set up
+    # (the CPU build's "Triton is installed, but doesn't include CPU backend"): the same level then.
+    logging.getLogger("vllm").setLevel(os.environ["VLLM_LOGGING_LEVEL"].upper())
     if importlib.util.find_spec("torchvision") is not None:
         try:
             import torchvision  # noqa: F401
@@ -432,13 +436,30 @@ class VLLMModel(ChatPrompts):
                 self._scheduler.kv_cache_manager.block_pool.free_blocks(reversed(row.held))
                 row.held = []
 
+    def _check_progress(self, outs, rows: dict[str, Row], idle: int) -> int:
+        """Steps in a row in which the engine did nothing. vLLM admits waiting prompts in order and
+        never evicts a held block, so if nothing runs and the next prompt cannot fit beside the
+        cached prefixes held for the prompts queued behind it, no later step changes that."""
+        s = self._scheduler
+        if outs or s is None or s.running or not any(r.held for r in rows.values()):
+            return 0
+        if idle < 2:
+            return idle + 1
+        raise PonderError(
+            f"vLLM's KV cache (model.vllm.kv_cache_gb={self.settings.kv_cache_gb}) cannot fit the next "
+            f"prompt beside the cached prefixes held for the {len(s.waiting)} prompts queued with it; "
+            f"raise model.vllm.kv_cache_gb, or run fewer problems together (together=)"
+        )
+
     def _run(self, rows: dict[str, Row], budgets: list[Budget], stops: list[StopRule]) -> None:
         """Step the engine until every row has finished, pricing each decode step first."""
-        live = {rid for rid, r in rows.items() if r.finish is None}
+        live, idle = {rid for rid, r in rows.items() if r.finish is None}, 0
         try:
             while live:
                 paid = self._pay_step(rows, live, budgets)
-                for o in self.engine.step():
+                outs = self.engine.step()
+                idle = self._check_progress(outs, rows, idle)
+                for o in outs:
                     row = rows.get(o.request_id)
                     if row is None:
                         continue
@@ -559,8 +580,11 @@ class VLLMModel(ChatPrompts):
                 budget.charge(prompt_tokens=len(ids) - hit, forward_passes=1, flops=flops)
                 rows[rid].reserved_prompt = len(ids) - hit
                 pending[rid] = (pairs, len(p_ids))
+            idle = 0
             while pending:
-                for o in self.engine.step():
+                outs = self.engine.step()
+                idle = self._check_progress(outs, rows, idle)
+                for o in outs:
                     if o.request_id in pending and o.finished:
                         pairs, start = pending.pop(o.request_id)
                         self._settle_prefill(rows[o.request_id], o.num_cached_tokens or 0, budget)

