@@ -5,7 +5,7 @@ for strategies). Per backend and strategy: accuracy, the wall time of the whole 
 run `--together`), and how many problems went over the budget (the target: none, on both).
 Backends alternate per strategy, in one sitting.
 
-    PONDER_DATA=../shared/data python benchmarks/vllm_search.py --model qwen2.5-coder-0.5b --limit 20
+    PONDER_DATA=../shared/data python benchmarks/vllm_search.py --model qwen2.5-coder-0.5b --limit 20 --together 5
 """
 
 from __future__ import annotations
