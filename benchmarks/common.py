@@ -1,10 +1,13 @@
-"""Shared by the benchmark scripts: the 8-shot GSM8K prompt, and writing results."""
+"""Shared by the benchmark scripts: the 8-shot GSM8K prompt, a measurement in a fresh process, and
+writing results."""
 
 from __future__ import annotations
 
 import json
 import os
 import platform
+import subprocess
+import sys
 from pathlib import Path
 
 import torch
@@ -26,6 +29,16 @@ def gsm8k_8shot(question_index: int = 0) -> str:
         f"Question: {r['question']}\nAnswer: {r['answer'].replace('####', 'The answer is')}\n\n" for r in rows
     )
     return shots + f"Question: {test['question']}\nAnswer:"
+
+
+def child_json(code: str, argv: list[str], env: dict[str, str]) -> dict:
+    """Run `code` in a fresh Python (settings a library reads at start-up: OpenMP, vLLM's thread
+    binding) and return the JSON object on its last line of output; a failing child stops the
+    script with its error."""
+    r = subprocess.run([sys.executable, "-c", code, *argv], env=env, capture_output=True, text=True)
+    if r.returncode != 0:
+        sys.exit(f"the measuring process failed:\n{r.stderr[-2000:]}")
+    return json.loads(r.stdout.strip().splitlines()[-1])
 
 
 def save(script: str, name: str, payload: dict) -> Path:

@@ -10,12 +10,9 @@ on an idle machine and once while other jobs run.
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import subprocess
-import sys
 
-from common import save
+from common import child_json, save
 
 SETTINGS = {
     "torch default (spinning OpenMP)": {"OMP_WAIT_POLICY": "ACTIVE"},
@@ -54,14 +51,8 @@ def main():
     rows = []
     for name, env in SETTINGS.items():
         child_env = {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", "OMP_WAIT_POLICY")}
-        r = subprocess.run(
-            [sys.executable, "-c", CHILD, args.model, str(args.tokens), str(args.rows)],
-            env={**child_env, **env},
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-        rows.append({"setting": name, "env": env, **json.loads(r.stdout.strip().splitlines()[-1])})
+        out = child_json(CHILD, [args.model, str(args.tokens), str(args.rows)], {**child_env, **env})
+        rows.append({"setting": name, "env": env, **out})
         print(rows[-1], flush=True)
     base = rows[0]
     for r in rows:

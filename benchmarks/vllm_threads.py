@@ -11,12 +11,11 @@ average is recorded beside each.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import subprocess
 import sys
 
-from common import save
+from common import child_json, save
 
 CHILD = """
 import json, sys, time
@@ -54,15 +53,7 @@ def main():
             for bind in ("auto", every):
                 env = {k: v for k, v in os.environ.items() if k != "OMP_NUM_THREADS"}
                 env |= {"VLLM_CPU_OMP_THREADS_BIND": bind, "PYTHONPATH": here}
-                r = subprocess.run(
-                    [sys.executable, "-c", CHILD, args.model, str(args.n), str(args.tokens), str(args.repeats)],
-                    env=env,
-                    capture_output=True,
-                    text=True,
-                )
-                if r.returncode != 0:
-                    sys.exit(f"bind={bind}: the child failed:\n{r.stderr[-2000:]}")
-                out = json.loads(r.stdout.strip().splitlines()[-1])
+                out = child_json(CHILD, [args.model, str(args.n), str(args.tokens), str(args.repeats)], env)
                 rows.append({"bind": bind, "loaded": loaded, "loadavg": os.getloadavg()[0], **out})
                 print(rows[-1], flush=True)
         finally:

@@ -294,10 +294,10 @@ class VLLMModel(ChatPrompts):
         self.speculation = speculation
         self.engine = shared_engine(model, model, self.settings, speculation)
         self.block = self.engine.vllm_config.cache_config.block_size
-        # with speculation, each row's drafts for the next step, as the scheduler holds them
-        self._drafted = self.engine.engine_core.engine_core.scheduler.requests if speculation else {}
         core = getattr(self.engine.engine_core, "engine_core", None)  # None: the engine in another process
         self._scheduler = core.scheduler if core is not None else None
+        # with speculation, each row's drafts for the next step, as the scheduler holds them
+        self._drafted = self._scheduler.requests if speculation else {}
 
     # -- requests in, completions out ---------------------------------------------------
     def _params(self, params: SamplingParams, temperature: float, seed: int | None, max_tokens: int):
@@ -347,12 +347,10 @@ class VLLMModel(ChatPrompts):
             for q, (_, params, budget) in enumerate(requests):
                 for i, ids in enumerate(encoded[q]):
                     self._add_samples(rows, q, i, ids, params, params.temperatures(), budget)
-        except BaseException:
-            self.engine.abort_request(sorted(rows))  # none of this call's requests stays in the engine
-            self._release(rows.values())
-            raise
-        try:
             self._run(rows, [b for _, _, b in requests], stops)
+        except BaseException:
+            self.engine.abort_request(sorted(rows))  # none stays in the engine (finished ones it ignores)
+            raise
         finally:
             self._release(rows.values())
         out = [
@@ -391,6 +389,7 @@ class VLLMModel(ChatPrompts):
             self.engine.abort_request([first])
             self._release([rows.pop(first)])
             return
+        rows[first].reserved_prompt = length - hit
         for s in range(k):
             reserved = length - hit if s == 0 else tail
             budget.charge(
@@ -399,9 +398,7 @@ class VLLMModel(ChatPrompts):
                 generated_tokens=1,
                 flops=self.shape.forward_flops(reserved, length - reserved),
             )
-            if s == 0:
-                rows[first].reserved_prompt = reserved
-            else:
+            if s:
                 self._add(
                     rows,
                     Row(q, i, s, length, temps[s], reserved),
@@ -454,35 +451,31 @@ class VLLMModel(ChatPrompts):
     def _run(self, rows: dict[str, Row], budgets: list[Budget], stops: list[StopRule]) -> None:
         """Step the engine until every row has finished, pricing each decode step first."""
         live, idle = {rid for rid, r in rows.items() if r.finish is None}, 0
-        try:
-            while live:
-                paid = self._pay_step(rows, live, budgets)
-                outs = self.engine.step()
-                idle = self._check_progress(outs, rows, idle)
-                for o in outs:
-                    row = rows.get(o.request_id)
-                    if row is None:
-                        continue
-                    if not row.tokens and o.num_cached_tokens is not None:
-                        self._settle_prefill(row, o.num_cached_tokens, budgets[row.q])
-                        self._release([row])
-                    c = o.outputs[0]
-                    row.tokens += c.token_ids
-                    row.logprobs += [lp[t].logprob for t, lp in zip(c.token_ids, c.logprobs or [])]
-                    tokens, _, _ = paid.pop(o.request_id, (len(c.token_ids), 0.0, 0))
-                    if tokens > len(c.token_ids):  # drafts the target rejected: paid for, not emitted
-                        budgets[row.q].charge(generated_tokens=len(c.token_ids) - tokens)
-                    if o.finished:
-                        row.finish = "budget" if c.finish_reason == "abort" else c.finish_reason
-                        row.stop_string = c.stop_reason if isinstance(c.stop_reason, str) else None
-                        live.discard(o.request_id)
-                        if row.stop_string is not None and self.speculation is not None:
-                            self._cut_at_stop(row, stops[row.q], budgets[row.q])
-                for rid, (tokens, flops, drafts) in paid.items():  # priced but not scheduled: nothing to pay
-                    budgets[rows[rid].q].charge(generated_tokens=-tokens, flops=-flops, draft_tokens=-drafts)
-        except BaseException:
-            self.engine.abort_request(sorted(live))  # leave no request running in the shared engine
-            raise
+        while live:
+            paid = self._pay_step(rows, live, budgets)
+            outs = self.engine.step()
+            idle = self._check_progress(outs, rows, idle)
+            for o in outs:
+                row = rows.get(o.request_id)
+                if row is None:
+                    continue
+                if not row.tokens and o.num_cached_tokens is not None:
+                    self._settle_prefill(row, o.num_cached_tokens, budgets[row.q])
+                    self._release([row])
+                c = o.outputs[0]
+                row.tokens += c.token_ids
+                row.logprobs += [lp[t].logprob for t, lp in zip(c.token_ids, c.logprobs or [])]
+                tokens, _, _ = paid.pop(o.request_id, (len(c.token_ids), 0.0, 0))
+                if tokens > len(c.token_ids):  # drafts the target rejected: paid for, not emitted
+                    budgets[row.q].charge(generated_tokens=len(c.token_ids) - tokens)
+                if o.finished:
+                    row.finish = "budget" if c.finish_reason == "abort" else c.finish_reason
+                    row.stop_string = c.stop_reason if isinstance(c.stop_reason, str) else None
+                    live.discard(o.request_id)
+                    if row.stop_string is not None and self.speculation is not None:
+                        self._cut_at_stop(row, stops[row.q], budgets[row.q])
+            for rid, (tokens, flops, drafts) in paid.items():  # priced but not scheduled: nothing to pay
+                budgets[rows[rid].q].charge(generated_tokens=-tokens, flops=-flops, draft_tokens=-drafts)
 
     def _pay_step(self, rows, live: set[str], budgets: list[Budget]) -> dict[str, tuple[int, float, int]]:
         """Price the next step of every decoding row: its next token or, with speculation, the d

@@ -113,7 +113,7 @@ def test_cached_blocks_held_for_pricing_are_all_given_back(engine_folder, monkey
     """A prompt's cached blocks are held from its pricing to its prefill so no step evicts what was
     paid for as cached; every path (served, refused by the budget, scored, failed) gives them back."""
     model = load_model(engine_folder, backend="vllm", vllm=VLLM)
-    pool = model.engine.engine_core.engine_core.scheduler.kv_cache_manager.block_pool
+    pool = model._scheduler.kv_cache_manager.block_pool
     held, touch = [], pool.touch
     monkeypatch.setattr(pool, "touch", lambda blocks: (held.append(len(blocks)), touch(blocks)))
     prompt = " ".join(["Tom has 3 apples and buys 5 more."] * 10)
@@ -140,7 +140,7 @@ def test_a_kv_cache_too_small_for_the_prefixes_held_stops_with_a_message_not_a_h
     """The next prompt cannot fit beside the cached prefixes held for the prompts queued behind it
     and nothing runs: vLLM would wait for ever; ponder says which setting to raise."""
     model = load_model(engine_folder, backend="vllm", vllm=VLLM | {"kv_cache_gb": 0.01})
-    blocks = model.engine.engine_core.engine_core.scheduler.kv_cache_manager.block_pool.num_gpu_blocks
+    blocks = model._scheduler.kv_cache_manager.block_pool.num_gpu_blocks
 
     def sized(k: int) -> str:  # a prompt of 28 whole blocks and part of a 29th
         text = f"w{k}"
